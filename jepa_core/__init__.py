@@ -1,0 +1,64 @@
+"""jepa_core: the framework-free specification of JEPA training.
+
+The objective, its representation losses, the EMA, the schedules and the mask
+sampler as pure functions over numpy arrays, plus typed Protocols that any
+backend (PyTorch, JAX, MLX ...) implements. Imports numpy and nothing else.
+"""
+
+from .backend import Backend as Backend
+from .backend import Schedule as Schedule
+from .ema import DEFAULT_MOMENTUM as DEFAULT_MOMENTUM
+from .ema import ema_closed_form as ema_closed_form
+from .ema import ema_update as ema_update
+from .loss import Reduction as Reduction
+from .loss import gather_tokens as gather_tokens
+from .loss import jepa_loss as jepa_loss
+from .loss import jepa_loss_blocks as jepa_loss_blocks
+from .loss import mean_normalised as mean_normalised
+from .losses import LossKind as LossKind
+from .losses import elementwise_loss as elementwise_loss
+from .losses import layer_norm as layer_norm
+from .losses import representation_loss as representation_loss
+from .losses import smooth_l1 as smooth_l1
+from .losses import squared_l2 as squared_l2
+from .protocols import ContextEncoder as ContextEncoder
+from .protocols import FloatArray as FloatArray
+from .protocols import IndexArray as IndexArray
+from .protocols import Predictor as Predictor
+from .protocols import Representation as Representation
+from .protocols import RepresentationLoss as RepresentationLoss
+from .protocols import TargetEncoder as TargetEncoder
+from .protocols import TargetIndices as TargetIndices
+from .schedules import CosineWeightDecay as CosineWeightDecay
+from .schedules import MomentumSchedule as MomentumSchedule
+from .schedules import WarmupCosineLR as WarmupCosineLR
+
+__all__ = [
+    "DEFAULT_MOMENTUM",
+    "Backend",
+    "ContextEncoder",
+    "CosineWeightDecay",
+    "FloatArray",
+    "IndexArray",
+    "LossKind",
+    "MomentumSchedule",
+    "Predictor",
+    "Reduction",
+    "Representation",
+    "RepresentationLoss",
+    "Schedule",
+    "TargetEncoder",
+    "TargetIndices",
+    "WarmupCosineLR",
+    "elementwise_loss",
+    "ema_closed_form",
+    "ema_update",
+    "gather_tokens",
+    "jepa_loss",
+    "jepa_loss_blocks",
+    "layer_norm",
+    "mean_normalised",
+    "representation_loss",
+    "smooth_l1",
+    "squared_l2",
+]
