@@ -1,0 +1,97 @@
+"""Plumbing of the law suite: backend selection and Hypothesis profiles.
+
+Choose the implementation under test explicitly, as array-api-tests does:
+
+    pytest properties --jepa-backend=jepa_core.reference:backend
+    JEPA_BACKEND=my_pkg.jepa:backend pytest properties
+
+With no backend named the suite stops with a usage error: it never passes by
+testing nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ENV_VAR = "JEPA_BACKEND"
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    print_blob=True,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=50,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "quick",
+    max_examples=15,
+    deadline=None,
+    print_blob=True,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--jepa-backend",
+        action="store",
+        default=None,
+        metavar="MODULE:ATTR",
+        help=f"the backend under test, e.g. jepa_core.reference:backend (fallback: ${ENV_VAR})",
+    )
+
+
+def _load_backend(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise pytest.UsageError(
+            f"--jepa-backend={spec!r}: expected 'package.module:attribute', "
+            "e.g. jepa_core.reference:backend"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise pytest.UsageError(f"--jepa-backend={spec!r}: cannot import {module_name!r} ({exc})") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise pytest.UsageError(f"--jepa-backend={spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = config.getoption("--jepa-backend") or os.environ.get(ENV_VAR)
+    if not spec:
+        raise pytest.UsageError(
+            "the law suite needs a backend: pass --jepa-backend=package.module:attr "
+            f"(e.g. jepa_core.reference:backend) or set ${ENV_VAR}"
+        )
+    config.stash[_BACKEND_KEY] = _load_backend(spec)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    backend = config.stash[_BACKEND_KEY]
+    return f"jepa backend: {getattr(backend, 'name', type(backend).__name__)}"
+
+
+_BACKEND_KEY = pytest.StashKey[Any]()
+
+
+@pytest.fixture(scope="session")
+def backend(pytestconfig: pytest.Config) -> Any:
+    """The backend object named by ``--jepa-backend``."""
+    return pytestconfig.stash[_BACKEND_KEY]
