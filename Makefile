@@ -1,0 +1,39 @@
+# Set-up and checks. `make demo` runs the main job, `make test` every check CI runs.
+#   TORCH=torch make test    # a CUDA build of torch instead of the small CPU one
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+HYPOTHESIS_PROFILE ?= ci
+export HYPOTHESIS_PROFILE
+
+.PHONY: install demo test typecheck unit laws bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[torch,dev]"
+	touch $@
+
+demo: install
+	$(PY) examples/spec_demo.py
+
+typecheck: install
+	$(PY) -m mypy --strict jepa_core jepa_torch
+
+unit: install
+	$(PY) -m pytest tests
+
+laws: install
+	$(PY) -m pytest properties --jepa-backend=jepa_core.reference:backend
+	$(PY) -m pytest properties --jepa-backend=jepa_torch.backend:backend
+
+test: typecheck unit laws
+
+bench: install
+	$(PY) benchmarks/bench_step.py
+	$(PY) benchmarks/bench_masks.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis
