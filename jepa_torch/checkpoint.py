@@ -1,0 +1,373 @@
+"""Official I-JEPA checkpoint I/O: read, infer the architecture, load strictly, write atomically.
+
+An official checkpoint (``*.pth.tar``) is a ``torch.save``-d dict with the state dicts ``encoder``,
+``predictor`` and ``target_encoder``, plus ``opt``, ``scaler``, ``epoch``, ``loss``, ``batch_size``,
+``world_size`` and ``lr``. Its state dicts often carry ``module.`` (saved from DDP) and may carry
+``_orig_mod.`` (saved from ``torch.compile``); both are stripped on read and never written.
+
+The architecture is read from tensor shapes: width, depth, patch size and channels, grid (square
+unless ``grid`` is given), MLP hidden width, predictor width and depth. Heads are not in the
+tensors: they come from the official preset of that width (``HEADS_BY_WIDTH``), or ``num_heads``.
+The predictor's heads default to the encoder's, as the official ``init_model`` builds it.
+
+A sequence encoder (``jepa_torch.tokens``) saved in this layout is recognised by its 2-D
+``patch_embed.proj.weight`` and read back as a ``SequenceTransformer``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .predictor import Predictor
+from .tokens import SequenceTransformer
+from .vit import HEADS_BY_WIDTH, TransformerEncoder, VisionTransformer
+
+__all__ = [
+    "OFFICIAL_MODEL_KEYS",
+    "CheckpointError",
+    "EncoderConfig",
+    "PredictorConfig",
+    "atomic_save",
+    "infer_predictor_config",
+    "infer_vit_config",
+    "load_official",
+    "load_strict",
+    "official_state_dict",
+    "read_official",
+    "save_official",
+    "strip_prefixes",
+]
+
+PathLike = str | os.PathLike[str]
+StateDict = Mapping[str, torch.Tensor]
+OFFICIAL_MODEL_KEYS = ("encoder", "predictor", "target_encoder")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the key."""
+
+
+def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
+    """Remove leading ``module.`` / ``_orig_mod.`` (in any nesting) from every key.
+
+    Raises:
+        CheckpointError: if two keys become the same after stripping.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        name = key
+        while name.startswith(_PREFIXES):
+            name = name.split(".", 1)[1]
+        if name in out:
+            raise CheckpointError(f"keys {key!r} and another both become {name!r} once prefixes are stripped")
+        out[name] = value
+    return out
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture of an encoder as read from its tensors.
+
+    Attributes:
+        embed_dim: token width ``D``.
+        depth: number of blocks.
+        num_heads: attention heads.
+        mlp_hidden_dim: MLP hidden width.
+        in_chans: image channels, or features per step for a sequence encoder.
+        patch_size: ``(ph, pw)`` for images; ``()`` for a sequence encoder.
+        grid: ``(rows, cols)`` for images; ``(length,)`` for sequences.
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_hidden_dim: int
+    in_chans: int
+    patch_size: tuple[int, ...]
+    grid: tuple[int, ...]
+
+    def build(self) -> TransformerEncoder:
+        """A freshly initialised encoder of this architecture."""
+        if not self.patch_size:
+            return SequenceTransformer(
+                self.in_chans, self.grid[0], self.embed_dim, self.depth, self.num_heads,
+                mlp_hidden_dim=self.mlp_hidden_dim,
+            )
+        img_size = tuple(g * p for g, p in zip(self.grid, self.patch_size))
+        return VisionTransformer(
+            img_size, self.patch_size, self.in_chans, self.embed_dim, self.depth, self.num_heads,
+            mlp_hidden_dim=self.mlp_hidden_dim,
+        )
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Architecture of a predictor as read from its tensors (fields as ``Predictor``'s arguments)."""
+
+    embed_dim: int
+    predictor_embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_hidden_dim: int
+    grid: tuple[int, ...]
+
+    def build(self) -> Predictor:
+        """A freshly initialised predictor of this architecture."""
+        return Predictor(
+            grid=self.grid, embed_dim=self.embed_dim, predictor_embed_dim=self.predictor_embed_dim,
+            depth=self.depth, num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim,
+        )
+
+
+def _get(sd: StateDict, key: str, ndim: int, what: str) -> torch.Tensor:
+    if key not in sd:
+        raise CheckpointError(f"{what}: missing key {key!r}; is this an official I-JEPA {what} state dict?")
+    t = sd[key]
+    if t.dim() != ndim:
+        raise CheckpointError(f"{what}: key {key!r} has shape {tuple(t.shape)}, expected a {ndim}-D tensor")
+    return t
+
+
+def _count_blocks(sd: StateDict, prefix: str, what: str) -> int:
+    ids = {int(k.split(".")[1]) for k in sd if k.startswith(prefix + ".") and k.split(".")[1].isdigit()}
+    if ids != set(range(len(ids))):
+        missing = min(set(range(max(ids) + 1)) - ids)
+        raise CheckpointError(f"{what}: missing key '{prefix}.{missing}.*' (blocks must be numbered 0..depth-1)")
+    return len(ids)
+
+
+def _grid(n: int, grid: Sequence[int] | None, key: str, what: str) -> tuple[int, ...]:
+    if grid is not None:
+        g = tuple(grid)
+        if len(g) not in (1, 2) or torch.Size(g).numel() != n:
+            raise CheckpointError(f"{what}: {key!r} has {n} positions but grid={g} has {torch.Size(g).numel()}")
+        return g
+    side = int(round(n**0.5))
+    if side * side != n:
+        raise CheckpointError(f"{what}: {key!r} has {n} positions, not a square grid; pass grid=(rows, cols)")
+    return (side, side)
+
+
+def _heads(width: int, num_heads: int | None, what: str) -> int:
+    if num_heads is not None:
+        return num_heads
+    if width not in HEADS_BY_WIDTH:
+        raise CheckpointError(
+            f"{what}: width {width} is not an official preset width {sorted(HEADS_BY_WIDTH)}; pass num_heads="
+        )
+    return HEADS_BY_WIDTH[width]
+
+
+def infer_vit_config(
+    state_dict: StateDict, *, num_heads: int | None = None, grid: Sequence[int] | None = None
+) -> EncoderConfig:
+    """Read an encoder's architecture from its state dict (prefixes allowed).
+
+    Args:
+        state_dict: an official-layout encoder state dict.
+        num_heads: heads; default: the official preset of the inferred width.
+        grid: ``(rows, cols)`` of the image grid; default: square. Ignored for sequence encoders.
+
+    Raises:
+        CheckpointError: naming the missing or ill-shaped key.
+    """
+    sd = strip_prefixes(state_dict)
+    what = "encoder"
+    w = sd.get("patch_embed.proj.weight")
+    if w is None or w.dim() not in (2, 4):
+        _get(sd, "patch_embed.proj.weight", 4, what)
+    assert w is not None
+    pos = _get(sd, "pos_embed", 3, what)  # (1, N, D)
+    depth = _count_blocks(sd, "blocks", what)
+    dim = int(w.shape[0])
+    hidden = int(_get(sd, "blocks.0.mlp.fc1.weight", 2, what).shape[0]) if depth else 4 * dim
+    if w.dim() == 2:  # sequence front end: (D, F)
+        return EncoderConfig(dim, depth, _heads(dim, num_heads, what), hidden, int(w.shape[1]), (), (pos.shape[1],))
+    g = _grid(int(pos.shape[1]), grid, "pos_embed", what)
+    if len(g) != 2:
+        raise CheckpointError(f"{what}: an image encoder needs grid=(rows, cols), got {g}")
+    patch = (int(w.shape[2]), int(w.shape[3]))
+    return EncoderConfig(dim, depth, _heads(dim, num_heads, what), hidden, int(w.shape[1]), patch, g)
+
+
+def infer_predictor_config(
+    state_dict: StateDict, *, num_heads: int | None = None, grid: Sequence[int] | None = None
+) -> PredictorConfig:
+    """Read a predictor's architecture from its state dict (prefixes allowed).
+
+    Args:
+        state_dict: an official-layout predictor state dict.
+        num_heads: heads; default: those of the official preset of the *encoder* width (official).
+        grid: ``(rows, cols)`` or ``(length,)``; default: square.
+
+    Raises:
+        CheckpointError: naming the missing or ill-shaped key.
+    """
+    sd = strip_prefixes(state_dict)
+    what = "predictor"
+    w = _get(sd, "predictor_embed.weight", 2, what)  # (Dp, D)
+    pos = _get(sd, "predictor_pos_embed", 3, what)  # (1, N, Dp)
+    depth = _count_blocks(sd, "predictor_blocks", what)
+    dp, dim = int(w.shape[0]), int(w.shape[1])
+    key = "predictor_blocks.0.mlp.fc1.weight"
+    hidden = int(_get(sd, key, 2, what).shape[0]) if depth else 4 * dp
+    g = _grid(int(pos.shape[1]), grid, "predictor_pos_embed", what)
+    return PredictorConfig(dim, dp, depth, _heads(dim, num_heads, what), hidden, g)
+
+
+def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
+    """Load ``state_dict`` (prefixes stripped) into ``module``; every key and shape must match.
+
+    Raises:
+        CheckpointError: one line naming the first missing, unexpected or mis-shaped key (and how many more).
+    """
+    sd = strip_prefixes(state_dict)
+    expected = module.state_dict()
+    problems = [f"missing key {k!r}" for k in expected if k not in sd]
+    problems += [f"unexpected key {k!r}" for k in sd if k not in expected]
+    problems += [
+        f"key {k!r} has shape {tuple(sd[k].shape)} but the model expects {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in sd and sd[k].shape != v.shape
+    ]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{what}: {problems[0]}{more}")
+    module.load_state_dict(sd, strict=True)
+
+
+def read_official(source: PathLike | Mapping[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, from a path (``torch.load(weights_only=True)``) or an in-memory mapping.
+
+    Raises:
+        CheckpointError: for a missing file, a file that is not a safe torch checkpoint, or a non-dict.
+    """
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}; check the path")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint ({first})") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected a dict with keys {OFFICIAL_MODEL_KEYS}")
+    return obj
+
+
+def load_official(
+    source: PathLike | Mapping[str, Any],
+    *,
+    num_heads: int | None = None,
+    predictor_num_heads: int | None = None,
+    grid: Sequence[int] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[TransformerEncoder, Predictor, TransformerEncoder]:
+    """Build and strictly load (encoder, predictor, target_encoder) from an official checkpoint.
+
+    Args:
+        source: a ``.pth.tar`` path or the already loaded dict.
+        num_heads: encoder heads; default: the official preset of the inferred width.
+        predictor_num_heads: predictor heads; default: the encoder's.
+        grid: token grid when it is not square.
+        map_location: where tensors are loaded (modules are built on CPU, then receive them).
+
+    Returns:
+        ``(encoder, predictor, target_encoder)``; the target encoder's parameters are frozen.
+
+    Raises:
+        CheckpointError: naming the missing top-level key or the first state-dict key that does not fit.
+    """
+    ckpt = read_official(source, map_location)
+    for key in OFFICIAL_MODEL_KEYS:
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint has no key {key!r} (it has {sorted(ckpt)}); not an official I-JEPA file")
+    enc_cfg = infer_vit_config(ckpt["encoder"], num_heads=num_heads, grid=grid)
+    heads = enc_cfg.num_heads if predictor_num_heads is None else predictor_num_heads
+    pred_cfg = infer_predictor_config(ckpt["predictor"], num_heads=heads, grid=enc_cfg.grid)
+    encoder, target = enc_cfg.build(), enc_cfg.build()
+    predictor = pred_cfg.build()
+    load_strict(encoder, ckpt["encoder"], "encoder")
+    load_strict(predictor, ckpt["predictor"], "predictor")
+    load_strict(target, ckpt["target_encoder"], "target_encoder")
+    target.requires_grad_(False)
+    return encoder, predictor, target
+
+
+def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict with DDP / ``torch.compile`` wrappers and key prefixes removed."""
+    inner: nn.Module = module
+    while True:
+        wrapped = getattr(inner, "module", None)
+        if not isinstance(wrapped, nn.Module):
+            wrapped = getattr(inner, "_orig_mod", None)
+        if not isinstance(wrapped, nn.Module):
+            break
+        inner = wrapped
+    return strip_prefixes(inner.state_dict())
+
+
+def atomic_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temporary file in the target's folder, fsync it, then ``os.replace``.
+
+    A reader never sees a half-written file; on failure the temporary file is removed.
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        raise CheckpointError(f"cannot write {dest}: folder {dest.parent} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_official(
+    path: PathLike, encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, **extra: Any
+) -> None:
+    """Write an official-layout checkpoint (no prefixes), atomically.
+
+    Args:
+        path: destination, conventionally ``*.pth.tar``.
+        encoder: context encoder (may be DDP- or compile-wrapped).
+        predictor: predictor.
+        target_encoder: EMA target encoder.
+        **extra: further top-level entries (official: ``opt``, ``scaler``, ``epoch``, ``loss``,
+            ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch`` and ``opt``).
+
+    Raises:
+        ValueError: if ``extra`` tries to replace one of the three model entries.
+    """
+    clash = sorted(set(extra) & set(OFFICIAL_MODEL_KEYS))
+    if clash:
+        raise ValueError(f"extra entry {clash[0]!r} would overwrite a model state dict; rename it")
+    payload: dict[str, Any] = {
+        "encoder": official_state_dict(encoder),
+        "predictor": official_state_dict(predictor),
+        "target_encoder": official_state_dict(target_encoder),
+        **extra,
+    }
+    atomic_save(payload, path)
