@@ -1,0 +1,534 @@
+"""Multi-block masks: the context and target patch indices of I-JEPA.
+
+For a grid of ``(H, W)`` patches each sample gets ``num_targets`` rectangular
+target blocks and ``num_context`` context blocks with the targets removed. A
+block's scale (its share of the grid) and aspect ratio (height / width) are drawn
+independently and uniformly from the configured ranges; its height and width are
+``round(sqrt(scale * H * W * aspect))`` and ``round(sqrt(scale * H * W / aspect))``.
+
+How a batch is drawn (docs/masks.md gives the reasoning):
+
+1. One size per target slot and one context size per batch, drawn from the
+   configured law *conditioned on the draw being satisfiable*: every block fits
+   the grid and some placement leaves ``min_keep`` context patches. All rows of a
+   target tensor therefore have the same length, and every target is a whole
+   rectangle.
+2. Targets are placed uniformly over every position (inclusive bounds). The
+   context is placed uniformly among the positions where it keeps ``min_keep``
+   patches, found at once from a summed-area table; a sample with no such
+   position gets its targets redrawn (a bounded number of rounds, then a
+   corner-stacked placement that is valid by construction).
+3. Contexts differ in length after the targets are cut out; each is trimmed to
+   the batch minimum by dropping patches at random, never in raster order.
+
+Impossible configurations are rejected before any draw (:func:`validate`), and
+every accepted one finishes in bounded work: there is no unbounded retry loop.
+The flags of :meth:`MaskConfig.official_compatible` reproduce the official
+collator's distribution (docs/fidelity.md, section Masks).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .protocols import IndexArray
+
+__all__ = [
+    "Grid",
+    "MaskBatch",
+    "MaskConfig",
+    "max_context_keep",
+    "sample_mask",
+    "sample_masks",
+    "sample_masks_1d",
+    "validate",
+]
+
+Grid: TypeAlias = tuple[int, int]
+"""A patch grid ``(H, W)``; a sequence of length ``L`` is the grid ``(1, L)``."""
+Rng: TypeAlias = "np.random.Generator | int"
+BoolArray: TypeAlias = NDArray[np.bool_]
+IntArray: TypeAlias = NDArray[np.int64]
+
+_SIZE_ROUNDS = 8  # rounds of vectorised candidate sizes before the precomputed witness
+_SIZE_CANDIDATES = 32  # candidate size sets per round
+_PLACE_ROUNDS = 16  # rounds of target re-placement before the corner-stacked placement
+_OFFICIAL_TRIES = 20  # the official collator's tries per relaxation level
+
+
+def _range_error(name: str, value: object, rule: str) -> ValueError:
+    return ValueError(f"MaskConfig.{name}={value!r}: {rule}")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """What a multi-block mask draw looks like; grid-free, validated on construction.
+
+    Grid-dependent impossibility (blocks that cannot fit, ``min_keep`` that no
+    placement can honour) is checked by :func:`validate`, which every sampler
+    calls before drawing anything.
+
+    Attributes:
+        num_targets: target blocks per sample (``npred``), at least 1.
+        target_scale: ``(low, high)`` share of the grid per target, ``0 < low <= high <= 1``.
+        target_aspect: ``(low, high)`` height / width of a target, ``0 < low <= high``.
+        num_context: context blocks per sample (``nenc``), at least 1.
+        context_scale: ``(low, high)`` share of the grid of the context block.
+        context_aspect: ``(low, high)`` aspect of the context block (official: 1).
+        min_keep: the context *must* keep at least this many patches (``>=``).
+        allow_overlap: when True the context *may* include target patches.
+        correlated_draw: official defect (a): one uniform sets scale and aspect.
+        floor_area: official sizing: the area ``int(scale * H * W)`` is floored.
+        shared_target_size: official: one size for every target slot of a batch.
+        exclusive_bound: official defect (b): sizes clipped to ``H - 1``/``W - 1``
+            and positions drawn below an exclusive bound, so the last row and
+            column are never in a block.
+        raster_trim: official defect (c): contexts cut to the batch's shortest
+            (one length for all context slots) by keeping the first patches in
+            raster order.
+        relax_overlap: official defect (e): a context that finds no valid spot
+            in 20 tries drops the last target's constraint, and so on, and may
+            then overlap targets.
+    """
+
+    num_targets: int = 4
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    num_context: int = 1
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    context_aspect: tuple[float, float] = (1.0, 1.0)
+    min_keep: int = 10
+    allow_overlap: bool = False
+    correlated_draw: bool = False
+    floor_area: bool = False
+    shared_target_size: bool = False
+    exclusive_bound: bool = False
+    raster_trim: bool = False
+    relax_overlap: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_targets", "num_context", "min_keep"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _range_error(name, value, "must be an integer >= 1")
+        for name, upper in (
+            ("target_scale", 1.0),
+            ("context_scale", 1.0),
+            ("target_aspect", math.inf),
+            ("context_aspect", math.inf),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, tuple) and len(value) == 2
+            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            if not ok or not (0.0 < value[0] <= value[1] <= upper and math.isfinite(value[1])):
+                bound = "<= 1" if upper == 1.0 else "finite"
+                raise _range_error(name, value, f"must be a tuple (low, high) with 0 < low <= high, {bound}")
+        for name in ("allow_overlap", "correlated_draw", "floor_area", "shared_target_size",
+                     "exclusive_bound", "raster_trim", "relax_overlap"):
+            if not isinstance(getattr(self, name), bool):
+                raise _range_error(name, getattr(self, name), "must be True or False")
+
+    @classmethod
+    def official_compatible(cls, **fields: Any) -> MaskConfig:
+        """The official collator's distribution: every official flag on.
+
+        Args:
+            **fields: other fields, with the official meaning of ``min_keep``:
+                the official keeps a mask when it has *more than* ``min_keep``
+                patches, so ``min_keep=m`` here is stored as ``m + 1`` (default
+                official value 10, the paper's).
+
+        Returns:
+            A config that reproduces the official defects (a)-(c) and (e).
+        """
+        fields["min_keep"] = int(fields.get("min_keep", 10)) + 1
+        flags = dict(correlated_draw=True, floor_area=True, shared_target_size=True,
+                     exclusive_bound=True, raster_trim=True, relax_overlap=True)
+        return cls(**{**flags, **fields})
+
+
+@dataclass(frozen=True)
+class MaskBatch:
+    """The masks of a batch of ``B`` samples, in the official I-JEPA convention.
+
+    Attributes:
+        context: one ``(B, Kc)`` int64 array per context block: kept patch
+            indices, raster order (``row * W + col``), no padding.
+        targets: one ``(B, Kt)`` int64 array per target block; each row is a
+            whole rectangle, raster order.
+        grid: the ``(H, W)`` grid the indices refer to.
+    """
+
+    context: list[IndexArray]
+    targets: list[IndexArray]
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What validation learns about a (grid, config): placement grid and a witness."""
+
+    place: Grid  # the grid blocks are placed in: (H, W), or (H - 1, W - 1) with exclusive_bound
+    target: tuple[int, int]  # a target size that, used by every slot, admits a valid context
+    context: tuple[int, int]
+    best_keep: int  # the most context patches any outcome can keep
+
+
+def _reachable(grid: Grid, place: Grid, scale: tuple[float, float], aspect: tuple[float, float],
+               config: MaskConfig) -> BoolArray:
+    """Closure of the block sizes a draw can give: ``R[h, w]`` for ``1 <= h, w`` within ``place``.
+
+    An over-approximation (boundaries included), so a config rejected because of
+    it is rejected rightly.
+    """
+    n_cells = grid[0] * grid[1]
+    lo, hi = scale[0] * n_cells, scale[1] * n_cells
+    if config.floor_area:
+        lo, hi = float(math.floor(lo)), float(math.floor(hi))
+    out = np.zeros((place[0] + 1, place[1] + 1), dtype=bool)
+    if hi <= 0.0:
+        return out
+    if grid[0] == 1:  # 1-D: h = 1, w = round(area)
+        w = np.arange(max(1, math.ceil(lo - 0.5)), math.floor(hi + 0.5) + 1)
+        h = np.ones_like(w)
+    else:
+        hs = np.arange(1, math.ceil(math.sqrt(hi * aspect[1])) + 2)[:, None]
+        ws = np.arange(1, math.ceil(math.sqrt(hi / aspect[0])) + 2)[None, :]
+        x0, x1, y0, y1 = np.log(hs - 0.5), np.log(hs + 0.5), np.log(ws - 0.5), np.log(ws + 0.5)
+        p0, p1 = math.log(max(lo, 1e-300)), math.log(hi)
+        q0, q1 = math.log(aspect[0]), math.log(aspect[1])
+        # exists x in [x0,x1], y in [y0,y1] with x + y in [p0,p1], x - y in [q0,q1] (log h, log w)
+        x_lo = np.maximum(np.maximum(x0, y0 + q0), np.maximum(p0 - y1, (p0 + q0) / 2))
+        x_hi = np.minimum(np.minimum(x1, p1 - y0), np.minimum(y1 + q1, (p1 + q1) / 2))
+        hh, ww = np.nonzero(x_lo <= x_hi + 1e-9)
+        h, w = hh + 1, ww + 1
+    if config.exclusive_bound:
+        h, w = np.minimum(h, place[0]), np.minimum(w, place[1])
+    fits = (h <= place[0]) & (w <= place[1])
+    out[h[fits], w[fits]] = True
+    return out
+
+
+def _overlap_free(config: MaskConfig) -> bool:
+    """True when the context only needs its own block to be big enough."""
+    return config.allow_overlap or config.relax_overlap
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(grid: Grid, config: MaskConfig) -> _Plan:
+    h_grid, w_grid = grid
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in grid):
+        raise ValueError(f"grid={grid!r}: must be (H, W) with positive integers")
+    one_d = h_grid == 1
+    place = (h_grid if one_d else h_grid - 1, w_grid - 1) if config.exclusive_bound else grid
+    if min(place) < 1:
+        raise ValueError(f"MaskConfig.exclusive_bound: grid {h_grid}x{w_grid} leaves no position "
+                         "below the exclusive bound; use a larger grid or exclusive_bound=False")
+    where = f"on the {h_grid}x{w_grid} grid"
+    r_t = _reachable(grid, place, config.target_scale, config.target_aspect, config)
+    if not r_t.any():
+        raise ValueError(f"MaskConfig.target_scale={config.target_scale}: no target block with aspect "
+                         f"{config.target_aspect} fits {where}; change target_scale or target_aspect")
+    r_c = _reachable(grid, place, config.context_scale, config.context_aspect, config)
+    if not r_c.any():
+        raise ValueError(f"MaskConfig.context_scale={config.context_scale}: no context block with aspect "
+                         f"{config.context_aspect} fits {where}; change context_scale or context_aspect")
+    ch, cw = np.nonzero(r_c)  # (Nc,)
+    if _overlap_free(config):
+        keep = ch * cw  # (Nc,)
+        th, tw = np.nonzero(r_t)
+        best, t_pick = int(np.argmax(keep)), 0
+    else:
+        # For each target height the narrowest target overlaps least; the least any
+        # placement can overlap is max(0, h + hc - H) * max(0, w + wc - W) (opposite corners).
+        th = np.nonzero(r_t.any(axis=1))[0]
+        tw = np.argmax(r_t[th], axis=1)
+        over = (np.maximum(0, th[None, :] + ch[:, None] - place[0])
+                * np.maximum(0, tw[None, :] + cw[:, None] - place[1]))  # (Nc, Nt)
+        keep_all = (ch * cw)[:, None] - over
+        b_idx, t_idx = np.unravel_index(int(np.argmax(keep_all)), keep_all.shape)
+        best, t_pick = int(b_idx), int(t_idx)
+        keep = keep_all[:, t_pick]
+    best_keep = int(keep[best])
+    if best_keep < config.min_keep:
+        raise ValueError(f"MaskConfig.min_keep={config.min_keep}: at most {best_keep} context patches can "
+                         f"remain after removing the targets {where}; lower min_keep to <= {best_keep}, "
+                         "or shrink target_scale / grow context_scale")
+    return _Plan(place, (int(th[t_pick]), int(tw[t_pick])), (int(ch[best]), int(cw[best])), best_keep)
+
+
+def validate(grid: Grid, config: MaskConfig) -> None:
+    """Reject a (grid, config) that cannot be satisfied, before any draw.
+
+    A config is impossible when no target (or no context) block in its ranges
+    fits the grid, or when no outcome it allows keeps ``min_keep`` context
+    patches. Every other config is accepted and samples in bounded work.
+
+    Raises:
+        ValueError: one line naming the field at fault and the fix.
+    """
+    _plan(tuple(grid), config)
+
+
+def max_context_keep(grid: Grid, config: MaskConfig) -> int:
+    """The most context patches any outcome of ``config`` can keep on ``grid``.
+
+    Raises:
+        ValueError: as :func:`validate`.
+    """
+    return _plan(tuple(grid), config).best_keep
+
+
+def _draw_sizes(rng: np.random.Generator, grid: Grid, place: Grid, scale: tuple[float, float],
+                aspect: tuple[float, float], config: MaskConfig, count: int) -> tuple[IntArray, IntArray]:
+    """``count`` block sizes ``(h, w)`` drawn from the configured law (before conditioning)."""
+    u_scale = rng.random(count)
+    u_aspect = u_scale if config.correlated_draw else rng.random(count)
+    area = (scale[0] + u_scale * (scale[1] - scale[0])) * (grid[0] * grid[1])
+    if config.floor_area:
+        area = np.floor(area)
+    ratio = aspect[0] + u_aspect * (aspect[1] - aspect[0])
+    if grid[0] == 1:
+        h, w = np.ones(count), np.rint(area)
+    else:
+        h, w = np.rint(np.sqrt(area * ratio)), np.rint(np.sqrt(area / ratio))
+    if config.exclusive_bound:
+        h, w = np.minimum(h, place[0]), np.minimum(w, place[1])
+    return h.astype(np.int64), w.astype(np.int64)
+
+
+def _stacked_keep(th: IntArray, tw: IntArray, ch: IntArray, cw: IntArray, place: Grid) -> IntArray:
+    """Context patches kept with all targets stacked in one corner, the context in the opposite one.
+
+    Args:
+        th, tw: ``(C, M)`` target sizes. ch, cw: ``(C,)`` context sizes.
+
+    Returns:
+        ``(C,)``: ``hc * wc`` minus the staircase union of the corner overlaps.
+    """
+    a = np.maximum(0, th + ch[:, None] - place[0])  # (C, M) rows of overlap
+    b = np.maximum(0, tw + cw[:, None] - place[1])  # (C, M) columns of overlap
+    order = np.argsort(-a, axis=1)
+    a, b = np.take_along_axis(a, order, 1), np.take_along_axis(b, order, 1)
+    prev = np.concatenate([np.zeros_like(b[:, :1]), np.maximum.accumulate(b, axis=1)[:, :-1]], axis=1)
+    union = (a * np.maximum(0, b - prev)).sum(axis=1)
+    out: IntArray = ch * cw - union
+    return out
+
+
+def _choose_sizes(rng: np.random.Generator, grid: Grid, plan: _Plan,
+                  config: MaskConfig) -> tuple[IntArray, IntArray, int, int]:
+    """One satisfiable size set: target ``(M,)`` heights and widths, the context's height and width.
+
+    Draws vectorised candidates from the configured law and keeps the first that
+    fits and passes the corner-stacked test; after a bounded number of rounds it
+    uses the witness found by validation.
+    """
+    m, c, place = config.num_targets, _SIZE_CANDIDATES, plan.place
+    slots = 1 if config.shared_target_size else m
+    for _ in range(_SIZE_ROUNDS):
+        th, tw = _draw_sizes(rng, grid, place, config.target_scale, config.target_aspect, config, c * slots)
+        th = np.broadcast_to(th.reshape(c, slots), (c, m))  # (C, M)
+        tw = np.broadcast_to(tw.reshape(c, slots), (c, m))
+        ch, cw = _draw_sizes(rng, grid, place, config.context_scale, config.context_aspect, config, c)
+        ok = ((th >= 1) & (tw >= 1) & (th <= place[0]) & (tw <= place[1])).all(axis=1)
+        ok &= (ch >= 1) & (cw >= 1) & (ch <= place[0]) & (cw <= place[1])
+        keep = ch * cw if _overlap_free(config) else _stacked_keep(th, tw, ch, cw, place)
+        ok &= keep >= config.min_keep
+        if ok.any():
+            i = int(np.argmax(ok))
+            return th[i].copy(), tw[i].copy(), int(ch[i]), int(cw[i])
+    return (np.full(m, plan.target[0], dtype=np.int64), np.full(m, plan.target[1], dtype=np.int64),
+            plan.context[0], plan.context[1])
+
+
+def _rects(top: IntArray, left: IntArray, h: IntArray | int, w: IntArray | int, place: Grid) -> BoolArray:
+    """Boolean blocks on the placement grid: ``top, left: (...)`` -> ``(..., Hp, Wp)``."""
+    rows, cols = np.arange(place[0]), np.arange(place[1])
+    in_r = (rows >= top[..., None]) & (rows < (top + h)[..., None])  # (..., Hp)
+    in_c = (cols >= left[..., None]) & (cols < (left + w)[..., None])  # (..., Wp)
+    out: BoolArray = in_r[..., :, None] & in_c[..., None, :]
+    return out
+
+
+def _valid_positions(free: BoolArray, ch: int, cw: int, min_keep: int) -> BoolArray:
+    """``(B, Hp, Wp)`` free patches -> ``(B, Hp-ch+1, Wp-cw+1)``: where the context keeps ``min_keep``."""
+    b, hp, wp = free.shape
+    s = np.zeros((b, hp + 1, wp + 1), dtype=np.int32)
+    s[:, 1:, 1:] = free.view(np.uint8).cumsum(axis=1, dtype=np.int32).cumsum(axis=2)  # summed-area table
+    win = s[:, ch:, cw:] - s[:, : hp + 1 - ch, cw:] - s[:, ch:, : wp + 1 - cw] + s[:, : hp + 1 - ch, : wp + 1 - cw]
+    out: BoolArray = win >= min_keep
+    return out
+
+
+def _pick(rng: np.random.Generator, valid: BoolArray) -> tuple[IntArray, IntArray]:
+    """A uniform valid position per row of ``valid: (B, P, Q)`` (each row has one) -> ``top, left: (B,)``."""
+    keys = np.where(valid, rng.random(valid.shape), -1.0).reshape(valid.shape[0], -1)  # (B, P*Q)
+    top, left = np.divmod(keys.argmax(axis=1), valid.shape[2])
+    return top.astype(np.int64), left.astype(np.int64)
+
+
+def _place_corrected(rng: np.random.Generator, top: IntArray, left: IntArray, th: IntArray, tw: IntArray,
+                     ch: int, cw: int, config: MaskConfig, place: Grid) -> tuple[BoolArray, BoolArray]:
+    """Redraw targets (in place) where no context position is valid; return ``free, valid``."""
+    cover: BoolArray = np.any(_rects(top, left, th, tw, place), axis=1)  # (B, Hp, Wp)
+    valid = _valid_positions(~cover, ch, cw, config.min_keep)
+    bad: BoolArray = np.logical_not(np.any(valid, axis=(1, 2)))
+    for attempt in range(_PLACE_ROUNDS + 1):
+        if not bad.any():
+            break
+        idx = np.nonzero(bad)[0]
+        if attempt < _PLACE_ROUNDS:
+            top[idx] = rng.integers(0, place[0] - th + 1, size=(idx.size, th.size))
+            left[idx] = rng.integers(0, place[1] - tw + 1, size=(idx.size, tw.size))
+        else:  # stack the targets in a random corner: the opposite corner is valid by construction
+            corner = rng.integers(0, 4, size=(idx.size, 1))
+            top[idx] = np.where(corner // 2 == 1, place[0] - th, 0)
+            left[idx] = np.where(corner % 2 == 1, place[1] - tw, 0)
+        cover[idx] = np.any(_rects(top[idx], left[idx], th, tw, place), axis=1)
+        valid[idx] = _valid_positions(~cover[idx], ch, cw, config.min_keep)
+        bad[idx] = np.logical_not(np.any(valid[idx], axis=(1, 2)))
+    if bad.any():
+        raise RuntimeError("masks: corner-stacked placement left no valid context (a bug, please report)")
+    return ~cover, valid
+
+
+class _Levels:
+    """Free masks of the relaxation levels, their valid context positions computed on demand."""
+
+    def __init__(self, frees: list[BoolArray], ch: int, cw: int, min_keep: int,
+                 valid0: BoolArray | None = None) -> None:
+        self.frees, self.ch, self.cw, self.min_keep = frees, ch, cw, min_keep
+        self._valid: dict[int, BoolArray] = {} if valid0 is None else {0: valid0}
+
+    def valid(self, t: int) -> BoolArray:
+        if t not in self._valid:
+            self._valid[t] = _valid_positions(self.frees[t], self.ch, self.cw, self.min_keep)
+        return self._valid[t]
+
+
+def _contexts(rng: np.random.Generator, top: IntArray, left: IntArray, th: IntArray, tw: IntArray,
+              ch: int, cw: int, config: MaskConfig, place: Grid) -> list[BoolArray]:
+    """One ``(B, Hp, Wp)`` boolean context per context slot (targets may be redrawn in place)."""
+    b = top.shape[0]
+    if config.allow_overlap:
+        levels = _Levels([np.ones((b, *place), dtype=bool)], ch, cw, config.min_keep)
+    elif not config.relax_overlap:
+        free, valid = _place_corrected(rng, top, left, th, tw, ch, cw, config, place)
+        levels = _Levels([free], ch, cw, config.min_keep, valid)
+    else:  # official: level t keeps the constraints of the first M - t targets only
+        rects = _rects(top, left, th, tw, place)  # (B, M, Hp, Wp)
+        frees = [np.ones((b, *place), dtype=bool)]  # level M: no constraint
+        for j in range(config.num_targets):
+            frees.append(frees[-1] & ~rects[:, j])
+        levels = _Levels(frees[::-1], ch, cw, config.min_keep)
+    out = []
+    for _ in range(config.num_context):
+        ctx = np.zeros((b, *place), dtype=bool)
+        undecided = np.ones(b, dtype=bool)
+        for t in range(len(levels.frees)):
+            if not undecided.any():
+                break
+            free, valid = levels.frees[t], levels.valid(t)
+            go = undecided
+            if t < len(levels.frees) - 1:  # 20 uniform tries all fail with probability (1 - p)^20
+                p = valid.mean(axis=(1, 2))
+                go = undecided & (rng.random(b) >= (1.0 - p) ** _OFFICIAL_TRIES)
+            if go.any():
+                ct, cl = _pick(rng, valid[go])
+                ctx[go] = _rects(ct, cl, ch, cw, place) & free[go]
+            undecided = undecided & ~go
+        out.append(ctx)
+    return out
+
+
+def _trim(rng: np.random.Generator, masks: list[BoolArray], raster: bool) -> list[IndexArray]:
+    """``(B, N)`` boolean masks -> ``(B, K)`` sorted indices, K the batch minimum (random or raster cut)."""
+    k_all = min(int(m.sum(axis=1).min()) for m in masks)
+    out = []
+    for m in masks:
+        k = k_all if raster else int(m.sum(axis=1).min())
+        if raster:  # the first k kept patches in raster order
+            idx = np.argsort(~m, axis=1, kind="stable")[:, :k]
+        else:  # k kept patches uniformly at random, then raster order
+            keys = np.where(m, rng.random(m.shape), 2.0)
+            idx = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
+        out.append(idx.astype(np.int64))
+    return out
+
+
+def _as_rng(rng: Rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng={rng!r}: pass a numpy Generator or an integer seed")
+
+
+def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> MaskBatch:
+    """Draw the context and target masks of one batch.
+
+    Args:
+        grid: ``(H, W)`` patches; ``H == 1`` is a sequence (see :func:`sample_masks_1d`).
+        config: the mask law; validated against ``grid`` first.
+        rng: a numpy Generator (advanced) or an integer seed. The same seed *must*
+            give the same masks.
+        batch_size: ``B >= 1``.
+
+    Returns:
+        A :class:`MaskBatch`: ``num_context`` arrays ``(B, Kc)`` and ``num_targets``
+        arrays ``(B, Kt)``, int64 raster indices in ``[0, H * W)``. Each target row
+        is a whole rectangle; each context row keeps at least ``min_keep`` patches
+        and excludes every target patch unless ``allow_overlap`` (or, with
+        ``relax_overlap``, unless no valid spot was found).
+
+    Raises:
+        ValueError: the config cannot be satisfied on ``grid`` (see :func:`validate`).
+    """
+    grid = (int(grid[0]), int(grid[1]))
+    plan = _plan(grid, config)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
+    gen = _as_rng(rng)
+    place, (h_grid, w_grid) = plan.place, grid
+    th, tw, ch, cw = _choose_sizes(gen, grid, plan, config)
+    shape = (batch_size, config.num_targets)
+    top = gen.integers(0, place[0] - th + 1, size=shape)  # (B, M), inclusive upper bound
+    left = gen.integers(0, place[1] - tw + 1, size=shape)
+    contexts = _contexts(gen, top, left, th, tw, ch, cw, config, place)
+    flat = []
+    for ctx in contexts:
+        full = np.zeros((batch_size, h_grid, w_grid), dtype=bool)
+        full[:, : place[0], : place[1]] = ctx
+        flat.append(full.reshape(batch_size, -1))  # (B, N)
+    targets = []
+    for j in range(config.num_targets):
+        rows = top[:, j, None] + np.arange(th[j])  # (B, h)
+        cols = left[:, j, None] + np.arange(tw[j])  # (B, w)
+        targets.append((rows[:, :, None] * w_grid + cols[:, None, :]).reshape(batch_size, -1))
+    return MaskBatch(_trim(gen, flat, config.raster_trim), targets, grid)
+
+
+def sample_mask(grid: Grid, config: MaskConfig, rng: Rng) -> tuple[list[IndexArray], list[IndexArray]]:
+    """The masks of one sample: ``(contexts, targets)``, lists of 1-D int64 index arrays.
+
+    Equivalent to :func:`sample_masks` with ``batch_size=1`` (so nothing is trimmed).
+    """
+    batch = sample_masks(grid, config, rng, 1)
+    return [c[0] for c in batch.context], [t[0] for t in batch.targets]
+
+
+def sample_masks_1d(length: int, config: MaskConfig, rng: Rng, batch_size: int) -> MaskBatch:
+    """Multi-block masks over a sequence of ``length`` tokens: blocks are intervals.
+
+    The same law on the grid ``(1, length)``: a block's length is
+    ``round(scale * length)``; the aspect ranges are ignored. Returns as
+    :func:`sample_masks`, with ``grid == (1, length)``.
+    """
+    return sample_masks((1, length), config, rng, batch_size)
