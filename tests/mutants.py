@@ -101,3 +101,37 @@ masks_by_multiplication = MasksByMultiplication()
 swapped_momentum = SwappedMomentum()
 predictor_sees_all_blocks = PredictorSeesAllBlocks()
 decreasing_momentum = DecreasingMomentum()
+
+
+class TorchPredictorRowsMisordered:
+    """The torch backend whose predictor output is read batch-major instead of mask-major.
+
+    Equal-size target blocks share one predictor call; reading its rows in the wrong
+    order hands each block another block's predictions.
+    """
+
+    name = "mutant: torch predictor rows misordered"
+
+    def __getattr__(self, attr: str) -> object:
+        from jepa_torch.backend import backend as torch_backend
+
+        return getattr(torch_backend, attr)
+
+    def objective(self, tokens, context_indices, target_blocks, seed, kind, reduction):  # type: ignore[no-untyped-def]
+        from jepa_torch import backend as module
+
+        original = module.Predictor.forward
+
+        def misordered(self_, x, masks_x, masks):  # type: ignore[no-untyped-def]
+            out = original(self_, x, masks_x, masks)  # (M*B, K, D), mask-major
+            m, b = len(masks), masks[0].shape[0]
+            return out.view(b, m, *out.shape[1:]).transpose(0, 1).reshape(out.shape)
+
+        module.Predictor.forward = misordered  # type: ignore[method-assign]
+        try:
+            return module.backend.objective(tokens, context_indices, target_blocks, seed, kind, reduction)
+        finally:
+            module.Predictor.forward = original  # type: ignore[method-assign]
+
+
+torch_predictor_rows_misordered = TorchPredictorRowsMisordered()

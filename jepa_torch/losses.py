@@ -1,0 +1,111 @@
+"""The JEPA loss and its representation losses, in torch (the spec's ``jepa_core.loss``).
+
+All functions keep the spec's conventions: per-element losses reduce over the
+feature axis, the objective is a sum over target tokens, and the mean is that sum
+divided by (target tokens x D), i.e. ``F.smooth_l1_loss(pred, target)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from jepa_core.loss import Reduction
+from jepa_core.losses import LossKind
+
+__all__ = [
+    "elementwise_loss",
+    "gather_tokens",
+    "jepa_loss_blocks",
+    "layer_norm_targets",
+    "prediction_loss",
+    "variance_covariance",
+]
+
+
+def elementwise_loss(target: Tensor, prediction: Tensor, kind: LossKind = "smooth_l1") -> Tensor:
+    """Per-element loss ``(..., D) -> (..., D)``: smooth-L1 (beta 1) or squared error."""
+    if target.shape != prediction.shape:
+        raise ValueError(f"target shape {tuple(target.shape)} != prediction shape {tuple(prediction.shape)}")
+    if kind == "smooth_l1":
+        return F.smooth_l1_loss(prediction, target, reduction="none", beta=1.0)
+    if kind == "l2":
+        return F.mse_loss(prediction, target, reduction="none")
+    raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
+
+
+def prediction_loss(prediction: Tensor, target: Tensor, kind: LossKind = "smooth_l1",
+                    reduction: Reduction = "mean") -> Tensor:
+    """The JEPA loss of aligned predictions and targets ``(R, K, D)``, summed or averaged.
+
+    ``"mean"`` is the spec's normalisation (sum / (R * K * D)); it is what the
+    official training optimises (``F.smooth_l1_loss`` with mean reduction).
+    """
+    if kind == "smooth_l1":
+        return F.smooth_l1_loss(prediction, target, reduction=reduction, beta=1.0)
+    if kind == "l2":
+        return F.mse_loss(prediction, target, reduction=reduction)
+    raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
+
+
+def layer_norm_targets(h: Tensor) -> Tensor:
+    """Normalise target tokens over features, no affine, eps 1e-5 (the official ``F.layer_norm``)."""
+    return F.layer_norm(h, (h.size(-1),))
+
+
+def gather_tokens(tokens: Tensor, indices: Tensor) -> Tensor:
+    """``(B, N, D), (B, K) -> (B, K, D)``: the tokens at ``indices``, per sample."""
+    d = tokens.size(-1)
+    return torch.gather(tokens, 1, indices.unsqueeze(-1).expand(-1, -1, d))  # (B, K, D)
+
+
+def jepa_loss_blocks(
+    predictions: Sequence[Tensor],
+    targets: Tensor,
+    target_blocks: Sequence[Tensor],
+    kind: LossKind = "smooth_l1",
+    reduction: Reduction = "sum",
+) -> Tensor:
+    """The spec's loss over target blocks (``jepa_core.jepa_loss_blocks``), as a 0-d tensor.
+
+    Args:
+        predictions: one ``(B, K_i, D)`` tensor per block.
+        targets: ``(B, N, D)``; only the gathered positions are read.
+        target_blocks: one ``(B, K_i)`` LongTensor per block.
+        kind: the representation loss.
+        reduction: ``"sum"`` or ``"mean"`` (sum / (target tokens x D); 0 when empty).
+    """
+    if len(predictions) != len(target_blocks):
+        raise ValueError(f"{len(predictions)} predictions for {len(target_blocks)} target blocks")
+    total = targets.new_zeros(())
+    count = 0
+    for pred, block in zip(predictions, target_blocks, strict=True):
+        total = total + elementwise_loss(gather_tokens(targets, block), pred, kind).sum()
+        count += block.numel()
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / (count * targets.size(-1)) if count else total
+    raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'mean'")
+
+
+def variance_covariance(z: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tensor]:
+    """VICReg's variance and covariance terms of features ``(..., D)``, flattened to ``(n, D)``.
+
+    Returns:
+        ``(variance, covariance)``: the mean hinge ``relu(1 - std)`` over features, and the sum
+        of squared off-diagonal covariances divided by ``D``. Both are 0 for whitened features
+        and grow as features collapse onto few directions.
+    """
+    z = z.reshape(-1, z.size(-1)).float()  # (n, D)
+    n, d = z.shape
+    z = z - z.mean(dim=0)
+    std = torch.sqrt(z.var(dim=0) + eps)  # (D,)
+    variance = F.relu(1.0 - std).mean()
+    cov = (z.T @ z) / max(n - 1, 1)  # (D, D)
+    off = cov - torch.diag(torch.diagonal(cov))
+    covariance = off.pow(2).sum() / d
+    return variance, covariance

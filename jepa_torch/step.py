@@ -1,0 +1,174 @@
+"""One JEPA training step as a reusable unit.
+
+    images (B,C,H,W), context masks [Mx x (B,Kc)], target masks [Mt x (B,Kt)]
+      -> target encoder on the whole image (no grad), layer-norm, gather targets
+      -> context encoder on the context tokens
+      -> predictor: context + mask tokens at the target positions
+      -> loss (smooth-L1 mean by default; optional variance/covariance term)
+      -> backward, optional gradient clipping, optimiser step
+      -> EMA of the target encoder toward the context encoder
+
+Row order everywhere is the official one: target-mask-major, then context mask,
+then batch. On CUDA the forward runs under bf16 autocast; bf16 keeps fp32's
+exponent range, so no gradient scaler is used (a scaler is for fp16 only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from jepa_core.losses import LossKind
+
+from .ema import update_target_encoder_
+from .losses import layer_norm_targets, prediction_loss, variance_covariance
+from .models import make_target_encoder
+from .predictor import Predictor
+from .vit import TransformerEncoder, apply_masks, repeat_interleave_batch
+
+__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "train_step"]
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class JEPA(nn.Module):
+    """The three networks of I-JEPA: context encoder, predictor, and its EMA target encoder.
+
+    Args:
+        encoder: the context encoder.
+        predictor: the predictor, of the encoder's width.
+        target_encoder: the EMA copy; by default a frozen deep copy of ``encoder``.
+    """
+
+    def __init__(self, encoder: TransformerEncoder, predictor: Predictor,
+                 target_encoder: TransformerEncoder | None = None) -> None:
+        super().__init__()
+        if predictor.embed_dim != encoder.embed_dim:
+            raise ValueError(
+                f"predictor width {predictor.embed_dim} != encoder width {encoder.embed_dim}: "
+                "build the predictor with embed_dim=encoder.embed_dim"
+            )
+        self.encoder = encoder
+        self.predictor = predictor
+        self.target_encoder = make_target_encoder(encoder) if target_encoder is None else target_encoder
+        for p in self.target_encoder.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> Tensor:
+        """Layer-normed target tokens at the target masks: ``(Mt * Mx * B, Kt, D)``, no grad."""
+        h: Tensor = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
+        batch = h.size(0)
+        h = apply_masks(h, masks_pred)  # (Mt*B, Kt, D)
+        return repeat_interleave_batch(h, batch, len(masks_enc))  # (Mt*Mx*B, Kt, D)
+
+    def forward_context(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Context tokens ``(Mx * B, Kc, D)`` and predictions ``(Mt * Mx * B, Kt, D)``."""
+        z = self.encoder(x, masks_enc)  # (Mx*B, Kc, D)
+        return z, self.predictor(z, masks_enc, masks_pred)
+
+    def forward(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(predictions, targets, context tokens)`` for one batch."""
+        targets = self.forward_target(x, masks_enc, masks_pred)
+        context, predictions = self.forward_context(x, masks_enc, masks_pred)
+        return predictions, targets, context
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """What one step computes.
+
+    Attributes:
+        loss: ``"smooth_l1"`` (official) or ``"l2"``.
+        var_weight: weight of VICReg's variance hinge on the context tokens (0: off, official).
+        cov_weight: weight of VICReg's covariance penalty on the context tokens (0: off).
+        grad_clip: clip the global gradient norm to this value (None: off, official).
+        precision: ``"auto"`` (bf16 on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
+    """
+
+    loss: LossKind = "smooth_l1"
+    var_weight: float = 0.0
+    cov_weight: float = 0.0
+    grad_clip: float | None = None
+    precision: Precision = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("smooth_l1", "l2"):
+            raise ValueError(f"loss={self.loss!r}: use 'smooth_l1' or 'l2'")
+        if self.var_weight < 0 or self.cov_weight < 0:
+            raise ValueError("var_weight and cov_weight must be >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip={self.grad_clip}: must be > 0, or None to disable clipping")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision={self.precision!r}: use 'auto', 'fp32' or 'bf16'")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Detached 0-d tensors of one step (read with ``.item()`` when logging, to avoid a sync per step).
+
+    Attributes:
+        loss: the optimised total.
+        prediction_loss: the JEPA term alone.
+        regulariser: the variance/covariance term (0 when off).
+        grad_norm: the global gradient norm before clipping (None when clipping is off).
+    """
+
+    loss: Tensor
+    prediction_loss: Tensor
+    regulariser: Tensor
+    grad_norm: Tensor | None
+
+
+def autocast_for(device: torch.device, precision: Precision = "auto") -> contextlib.AbstractContextManager[None]:
+    """bf16 autocast on CUDA (``auto`` or ``bf16``); a no-op for fp32 and on the CPU under ``auto``."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def train_step(
+    model: JEPA,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    masks_enc: list[Tensor],
+    masks_pred: list[Tensor],
+    momentum: float,
+    config: StepConfig = StepConfig(),
+) -> StepResult:
+    """One optimisation step of the context encoder and predictor, then the EMA.
+
+    The caller sets the learning rate and weight decay of ``optimizer`` for this step
+    (see ``jepa_torch.optim.apply_schedules``) and passes the step's EMA ``momentum``.
+
+    Args:
+        model: the three networks.
+        optimizer: over the context encoder's and predictor's parameters.
+        images: ``(B, C, H, W)`` (or ``(B, T, F)`` for sequences), on the model's device.
+        masks_enc: ``Mx`` context masks ``(B, Kc)``.
+        masks_pred: ``Mt`` target masks ``(B, Kt)``.
+        momentum: EMA momentum of this step.
+        config: loss, regulariser, clipping and precision.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_for(images.device, config.precision):
+        predictions, targets, context = model(images, masks_enc, masks_pred)
+        pred_loss = prediction_loss(predictions.float(), targets.float(), config.loss)
+    reg = pred_loss.new_zeros(())
+    if config.var_weight or config.cov_weight:
+        variance, covariance = variance_covariance(context)
+        reg = config.var_weight * variance + config.cov_weight * covariance
+    loss = pred_loss + reg
+    loss.backward()  # type: ignore[no-untyped-call]
+    grad_norm = None
+    if config.grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    update_target_encoder_(model.target_encoder, model.encoder, momentum)
+    return StepResult(loss.detach(), pred_loss.detach(), reg.detach(), grad_norm)
