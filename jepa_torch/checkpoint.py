@@ -246,6 +246,18 @@ def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
     module.load_state_dict(sd, strict=True)
 
 
+def _reason(exc: BaseException) -> str:
+    """The informative line of a torch.load failure (its messages span many lines)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if not detail and i + 1 < len(lines):
+                detail = lines[i + 1]
+            return detail.split(". ")[0]
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_official(source: PathLike | Mapping[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict, from a path (``torch.load(weights_only=True)``) or an in-memory mapping.
 
@@ -260,8 +272,10 @@ def read_official(source: PathLike | Mapping[str, Any], map_location: str | torc
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint ({first})") from exc
+        raise CheckpointError(
+            f"{path}: not a readable weights-only torch checkpoint ({_reason(exc)}); if it is corrupt, "
+            "re-download it; if you trust it, torch.load it yourself and pass the dict"
+        ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected a dict with keys {OFFICIAL_MODEL_KEYS}")
     return obj
@@ -357,13 +371,7 @@ def save_official(
         target_encoder: EMA target encoder.
         **extra: further top-level entries (official: ``opt``, ``scaler``, ``epoch``, ``loss``,
             ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch`` and ``opt``).
-
-    Raises:
-        ValueError: if ``extra`` tries to replace one of the three model entries.
     """
-    clash = sorted(set(extra) & set(OFFICIAL_MODEL_KEYS))
-    if clash:
-        raise ValueError(f"extra entry {clash[0]!r} would overwrite a model state dict; rename it")
     payload: dict[str, Any] = {
         "encoder": official_state_dict(encoder),
         "predictor": official_state_dict(predictor),
