@@ -27,9 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .models import HEADS_BY_WIDTH
 from .predictor import Predictor
 from .tokens import SequenceTransformer
-from .vit import HEADS_BY_WIDTH, TransformerEncoder, VisionTransformer
+from .vit import TransformerEncoder, VisionTransformer
 
 __all__ = [
     "OFFICIAL_MODEL_KEYS",

@@ -1,4 +1,4 @@
-"""Builders: a (context encoder, predictor) pair from a few keyword options, and the target encoder.
+"""Official presets and builders: a (context encoder, predictor) pair from a few keyword options.
 
 Recommended defaults follow the official ``src/helper.py:init_model`` (predictor depth 6, width 384,
 heads = the encoder's heads) and its initialisation: ``depth_rescale=False`` because the official
@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from torch import nn
 
 from .predictor import Predictor
 from .tokens import SequenceTransformer
-from .vit import VIT_PRESETS, TransformerEncoder, ViTPreset, VisionTransformer
+from .vit import TransformerEncoder, VisionTransformer
 
 __all__ = [
+    "HEADS_BY_WIDTH",
     "VIT_PRESETS",
+    "ViTPreset",
     "build_image_jepa",
     "build_predictor",
     "build_sequence_jepa",
@@ -36,6 +39,37 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=nn.Module)
+
+
+@dataclass(frozen=True)
+class ViTPreset:
+    """Dimensions of an official ViT preset.
+
+    Attributes:
+        embed_dim: token width ``D``.
+        depth: number of blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width over ``D`` (hidden = ``int(D * mlp_ratio)``, as the official code).
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+
+
+VIT_PRESETS: dict[str, ViTPreset] = {
+    "vit_tiny": ViTPreset(192, 12, 3),
+    "vit_small": ViTPreset(384, 12, 6),
+    "vit_base": ViTPreset(768, 12, 12),
+    "vit_large": ViTPreset(1024, 24, 16),
+    "vit_huge": ViTPreset(1280, 32, 16),
+    "vit_giant": ViTPreset(1408, 40, 16, 48 / 11),
+}
+"""The official presets, by the official function names."""
+
+HEADS_BY_WIDTH: dict[int, int] = {p.embed_dim: p.num_heads for p in VIT_PRESETS.values()}
+"""Heads of the official preset of each width: how checkpoints without a config are read."""
 
 
 def get_preset(preset: str) -> ViTPreset:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,15 +36,12 @@ from torch import nn
 from .pos_embed import sincos_pos_embed
 
 __all__ = [
-    "HEADS_BY_WIDTH",
-    "VIT_PRESETS",
     "Attention",
     "Block",
     "FrontEnd",
     "Mlp",
     "PatchEmbed",
     "TransformerEncoder",
-    "ViTPreset",
     "VisionTransformer",
     "apply_masks",
     "as_mask_list",
@@ -57,37 +53,6 @@ __all__ = [
 LN_EPS = 1e-6
 
 MaskArg = torch.Tensor | Sequence[torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ViTPreset:
-    """Dimensions of an official ViT preset.
-
-    Attributes:
-        embed_dim: token width ``D``.
-        depth: number of blocks.
-        num_heads: attention heads.
-        mlp_ratio: MLP hidden width over ``D`` (hidden = ``int(D * mlp_ratio)``, as the official code).
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float = 4.0
-
-
-VIT_PRESETS: dict[str, ViTPreset] = {
-    "vit_tiny": ViTPreset(192, 12, 3),
-    "vit_small": ViTPreset(384, 12, 6),
-    "vit_base": ViTPreset(768, 12, 12),
-    "vit_large": ViTPreset(1024, 24, 16),
-    "vit_huge": ViTPreset(1280, 32, 16),
-    "vit_giant": ViTPreset(1408, 40, 16, 48 / 11),
-}
-"""The official presets, by the official function names."""
-
-HEADS_BY_WIDTH: dict[int, int] = {p.embed_dim: p.num_heads for p in VIT_PRESETS.values()}
-"""Heads of the official preset of each width: how checkpoints without a config are read."""
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

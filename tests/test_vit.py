@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepa_torch.pos_embed import sincos_1d, sincos_pos_embed
-from jepa_torch.vit import VIT_PRESETS, VisionTransformer, apply_masks, repeat_interleave_batch
+from jepa_torch.models import VIT_PRESETS
+from jepa_torch.vit import VisionTransformer, apply_masks, repeat_interleave_batch
 from tests.official_oracle import encoder_forward, gather_masks, interleave_chunks, random_masks, randomize_
 
 
@@ -36,6 +37,8 @@ def test_state_dict_names_are_the_official_ones() -> None:
     assert sd["pos_embed"].shape == (1, 16, 32)
     assert sd["blocks.0.mlp.fc1.weight"].shape == (128, 32)
     assert (enc.num_patches, enc.embed_dim, enc.grid) == (16, 32, (4, 4))
+    norms = [m for m in enc.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 5 and all(m.eps == 1e-6 for m in norms)
 
 
 def test_pos_embed_is_a_frozen_parameter_with_the_sincos_values() -> None:
