@@ -209,3 +209,16 @@ def test_collate_state_round_trips_and_rejects_impossible_configs() -> None:
     np.testing.assert_array_equal(a.generator(1, 2).random(3), b.generator(1, 2).random(3))
     with pytest.raises(ValueError, match="min_keep"):
         MaskCollator((16, 16), M.MaskConfig(min_keep=1000))
+
+
+def test_render_masks_writes_a_png(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    from jepa_torch.plots import render_masks
+
+    batch = M.sample_masks((8, 8), M.MaskConfig(min_keep=4), 0, 3)
+    written = render_masks(batch, (8, 8), tmp_path / "a" / "masks.png", samples=2)
+    image = np.linspace(0.0, 1.0, 32 * 32).reshape(32, 32)
+    one = render_masks(([c[0] for c in batch.context], [t[0] for t in batch.targets]), (8, 8),
+                       tmp_path / "one.png", image=image, title="one sample")
+    for path in (written, one):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000

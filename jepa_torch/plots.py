@@ -1,0 +1,102 @@
+"""PNG renderings for people: sampled masks over the patch grid (or over an image).
+
+Matplotlib is an optional dependency: it is imported inside the functions, with
+the non-interactive Agg backend, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from jepa_core.masks import Grid, MaskBatch
+
+__all__ = ["render_masks"]
+
+_TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
+_CONTEXT_COLOUR = "#1f3b73"
+
+
+def _sample_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]],
+                  sample: int) -> tuple[list[NDArray[np.int64]], list[NDArray[np.int64]]]:
+    """The 1-D index arrays of one sample, from a MaskBatch or ``(contexts, targets)``."""
+    contexts, targets = (masks.context, masks.targets) if isinstance(masks, MaskBatch) else masks
+
+    def row(m: Any) -> NDArray[np.int64]:
+        a = np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=np.int64)
+        return a[sample] if a.ndim == 2 else a
+
+    return [row(c) for c in contexts], [row(t) for t in targets]
+
+
+def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: Grid, path: str | Path,
+                 image: NDArray[Any] | None = None, samples: int = 4, title: str | None = None) -> Path:
+    """Draw the context and target blocks of the first ``samples`` samples to a PNG.
+
+    Context patches are dark blue, each target block has its own colour (a patch
+    in a target and the context is hatched), unmasked patches are left blank (or
+    show the image). One panel per sample, in a row.
+
+    Args:
+        masks: a :class:`MaskBatch`, or ``(contexts, targets)``: sequences of
+            ``(B, K)`` (or one sample's ``(K,)``) index arrays or LongTensors.
+        grid: the ``(H, W)`` patch grid the indices refer to.
+        path: the PNG to write (parent folders are created).
+        image: optional ``(H_px, W_px)`` or ``(H_px, W_px, 3)`` image drawn under
+            the masks, stretched to the grid.
+        samples: how many samples to draw (at most the batch size).
+        title: optional figure title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    h, w = grid
+    first = masks.context[0] if isinstance(masks, MaskBatch) else masks[0][0]
+    shape = tuple(first.shape)
+    count = 1 if len(shape) == 1 else max(1, min(samples, int(shape[0])))
+    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.4), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        contexts, targets = _sample_masks(masks, k)
+        if image is not None:
+            ax.imshow(image, extent=(0, w, h, 0), cmap="gray", alpha=0.9)
+        in_context = np.zeros(h * w, dtype=bool)
+        for c in contexts:
+            in_context[c] = True
+        for cell in np.nonzero(in_context)[0]:
+            ax.add_patch(Rectangle((float(cell % w), float(cell // w)), 1, 1, color=_CONTEXT_COLOUR, alpha=0.75, lw=0))
+        for j, t in enumerate(targets):
+            colour = _TARGET_COLOURS[j % len(_TARGET_COLOURS)]
+            for cell in t:
+                both = bool(in_context[cell])  # context overlapping a target: hatched in black
+                ax.add_patch(Rectangle((float(cell % w), float(cell // w)), 1, 1, facecolor=colour, alpha=0.8,
+                                       hatch="xxx" if both else None, edgecolor="black" if both else "white",
+                                       lw=0.3))
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.set_aspect("equal")
+        ax.set_xticks(np.arange(0, w + 1, max(1, w // 4)))
+        ax.set_yticks(np.arange(0, h + 1, max(1, h // 4)))
+        ax.grid(True, color="#cccccc", lw=0.3)
+        ax.set_title(f"sample {k}: context {int(in_context.sum())} patches", fontsize=8)
+    handles = [Patch(color=_CONTEXT_COLOUR, label="context")]
+    handles += [Patch(color=_TARGET_COLOURS[j % len(_TARGET_COLOURS)], label=f"target {j}")
+                for j in range(len(_sample_masks(masks, 0)[1]))]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
