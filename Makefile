@@ -20,7 +20,7 @@ demo: install
 	$(PY) examples/spec_demo.py
 
 typecheck: install
-	$(PY) -m mypy --strict jepa_core jepa_torch
+	$(PY) -m mypy --strict jepa_core jepa_torch tests/typing_conformance.py
 
 unit: install
 	$(PY) -m pytest tests

@@ -1,0 +1,142 @@
+"""The JEPA step: what it computes, where gradients go, what the EMA does."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import jepa_core as jc
+from jepa_torch.models import build_image_jepa, build_sequence_jepa
+from jepa_torch.optim import apply_schedules, make_optimizer, param_groups
+from jepa_torch.spec import BlockPredictor, ContextView, MaskedContextEncoder, NormalisedTargetEncoder, smooth_l1_loss
+from jepa_torch.step import JEPA, StepConfig, train_step
+
+
+def _tiny_image_model(seed: int = 0) -> JEPA:
+    torch.manual_seed(seed)
+    encoder, predictor = build_image_jepa("vit_tiny", img_size=32, patch_size=8, pred_depth=2, pred_emb_dim=48)
+    return JEPA(encoder, predictor)
+
+
+def _masks(batch: int, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.stack([torch.randperm(16, generator=g) for _ in range(batch)])  # (B, 16) on a 4x4 grid
+    targets = [perm[:, 0:3].sort(1).values, perm[:, 3:6].sort(1).values]
+    context = [perm[:, 6:].sort(1).values]
+    return context, targets
+
+
+def test_targets_carry_no_gradient_and_target_encoder_moves_only_by_ema() -> None:
+    model = _tiny_image_model()
+    opt = make_optimizer([model.encoder, model.predictor], lr=1e-3)
+    x = torch.randn(2, 3, 32, 32)
+    menc, mpred = _masks(2)
+    _, targets, _ = model(x, menc, mpred)
+    assert not targets.requires_grad
+    before_target = copy.deepcopy(model.target_encoder.state_dict())
+    train_step(model, opt, x, menc, mpred, momentum=0.9)
+    assert all(p.grad is None for p in model.target_encoder.parameters())
+    after_ctx = model.encoder.state_dict()
+    for name, value in model.target_encoder.state_dict().items():
+        expected = 0.9 * before_target[name] + 0.1 * after_ctx[name]
+        torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, msg=f"EMA of {name}")
+
+
+def test_step_loss_is_the_spec_objective_normalised() -> None:
+    """The step's mean loss equals jepa_core.jepa_loss over target blocks, through the Protocol adapters."""
+    model = _tiny_image_model().double()
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    menc, mpred = _masks(3)
+    predictions, targets, _ = model(x, menc, mpred)
+    step_mean = float(torch.nn.functional.smooth_l1_loss(predictions, targets).detach())
+    context = MaskedContextEncoder(model.encoder)(ContextView(x, menc[0]))
+    target = NormalisedTargetEncoder(model.target_encoder)(x)
+    total = jc.jepa_loss(mpred, context, target, BlockPredictor(model.predictor), smooth_l1_loss)
+    tokens = sum(int(b.numel()) for b in mpred)
+    assert step_mean == pytest.approx(jc.mean_normalised(total, tokens, model.encoder.embed_dim), rel=1e-10)
+
+
+def test_steps_reduce_the_loss_on_a_fixed_batch() -> None:
+    model = _tiny_image_model(1)
+    opt = make_optimizer([model.encoder, model.predictor], lr=3e-4, weight_decay=0.0)
+    x = torch.randn(4, 3, 32, 32)
+    menc, mpred = _masks(4, seed=1)
+    losses = [float(train_step(model, opt, x, menc, mpred, momentum=1.0).loss) for _ in range(25)]
+    assert losses[-1] < 0.75 * losses[0], losses
+
+
+def test_variance_covariance_term_is_added_and_trained() -> None:
+    model = _tiny_image_model(2)
+    opt = make_optimizer([model.encoder, model.predictor])
+    x = torch.randn(4, 3, 32, 32)
+    menc, mpred = _masks(4)
+    out = train_step(model, opt, x, menc, mpred, momentum=0.996,
+                     config=StepConfig(var_weight=1.0, cov_weight=0.04, grad_clip=1.0))
+    assert float(out.regulariser) > 0.0
+    assert float(out.loss) == pytest.approx(float(out.prediction_loss) + float(out.regulariser), rel=1e-6)
+    assert out.grad_norm is not None and float(out.grad_norm) > 0.0
+
+
+def test_bf16_autocast_runs_on_cpu_when_asked() -> None:
+    model = _tiny_image_model(3)
+    opt = make_optimizer([model.encoder, model.predictor])
+    x = torch.randn(2, 3, 32, 32)
+    menc, mpred = _masks(2)
+    out = train_step(model, opt, x, menc, mpred, momentum=0.996, config=StepConfig(precision="bf16"))
+    assert torch.isfinite(out.loss)
+    assert all(p.dtype == torch.float32 for p in model.parameters()), "autocast must not change parameter dtypes"
+
+
+def test_sequence_model_trains_with_the_same_step() -> None:
+    torch.manual_seed(0)
+    encoder, predictor = build_sequence_jepa(input_dim=3, seq_len=16, pred_depth=1, pred_emb_dim=48)
+    model = JEPA(encoder, predictor)
+    opt = make_optimizer([model.encoder, model.predictor])
+    x = torch.randn(2, 16, 3)
+    menc, mpred = _masks(2)
+    out = train_step(model, opt, x, menc, mpred, momentum=0.996)
+    assert torch.isfinite(out.loss)
+
+
+def test_weight_decay_groups_follow_the_official_rule() -> None:
+    model = _tiny_image_model()
+    decay, no_decay = param_groups([model.encoder, model.predictor], 0.04)
+    decay_ids = {id(p) for p in decay["params"]}  # type: ignore[attr-defined]
+    for name, p in [*model.encoder.named_parameters(), *model.predictor.named_parameters()]:
+        if not p.requires_grad:
+            continue
+        assert (id(p) in decay_ids) == (not name.endswith(".bias") and p.ndim > 1), name
+    opt = make_optimizer([model.encoder, model.predictor])
+    apply_schedules(opt, lr=0.5, weight_decay=0.3)
+    assert [g["lr"] for g in opt.param_groups] == [0.5, 0.5]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.3, 0.0]
+    assert not any(p is model.encoder.pos_embed for g in opt.param_groups for p in g["params"])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"loss": "l1"}, "loss="), ({"grad_clip": 0.0}, "grad_clip"), ({"precision": "fp16"}, "precision"),
+    ({"var_weight": -1.0}, "var_weight"),
+])
+def test_step_config_rejects_bad_values(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        StepConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_predictor_of_other_width_is_refused() -> None:
+    torch.manual_seed(0)
+    encoder, _ = build_image_jepa("vit_tiny", img_size=32, patch_size=8, pred_depth=1, pred_emb_dim=48)
+    _, other = build_image_jepa("vit_small", img_size=32, patch_size=8, pred_depth=1, pred_emb_dim=48)
+    with pytest.raises(ValueError, match="predictor width"):
+        JEPA(encoder, other)
+
+
+def test_masked_tokens_equal_the_full_forward_when_all_tokens_are_kept() -> None:
+    """A context mask naming every position in order reproduces the unmasked encoder."""
+    model = _tiny_image_model()
+    x = torch.randn(2, 3, 32, 32)
+    everything = [torch.arange(16).expand(2, 16)]
+    torch.testing.assert_close(model.encoder(x, everything), model.encoder(x))
+    np.testing.assert_array_equal(np.asarray(everything[0][0]), np.arange(16))
