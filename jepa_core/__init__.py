@@ -21,6 +21,15 @@ from .losses import layer_norm as layer_norm
 from .losses import representation_loss as representation_loss
 from .losses import smooth_l1 as smooth_l1
 from .losses import squared_l2 as squared_l2
+from .mask_schedules import TargetScaleSchedule as TargetScaleSchedule
+from .mask_schedules import config_at as mask_config_at
+from .masks import MaskBatch as MaskBatch
+from .masks import MaskConfig as MaskConfig
+from .masks import max_context_keep as max_context_keep
+from .masks import sample_mask as sample_mask
+from .masks import sample_masks as sample_masks
+from .masks import sample_masks_1d as sample_masks_1d
+from .masks import validate as validate_masks
 from .protocols import ContextEncoder as ContextEncoder
 from .protocols import FloatArray as FloatArray
 from .protocols import IndexArray as IndexArray
@@ -41,6 +50,8 @@ __all__ = [
     "FloatArray",
     "IndexArray",
     "LossKind",
+    "MaskBatch",
+    "MaskConfig",
     "MomentumSchedule",
     "Predictor",
     "Reduction",
@@ -49,6 +60,7 @@ __all__ = [
     "Schedule",
     "TargetEncoder",
     "TargetIndices",
+    "TargetScaleSchedule",
     "WarmupCosineLR",
     "elementwise_loss",
     "ema_closed_form",
@@ -57,8 +69,14 @@ __all__ = [
     "jepa_loss",
     "jepa_loss_blocks",
     "layer_norm",
+    "mask_config_at",
+    "max_context_keep",
     "mean_normalised",
     "representation_loss",
+    "sample_mask",
+    "sample_masks",
+    "sample_masks_1d",
     "smooth_l1",
     "squared_l2",
+    "validate_masks",
 ]

@@ -28,7 +28,7 @@ from .models import make_target_encoder
 from .predictor import Predictor
 from .tokens import SequenceTransformer
 
-__all__ = ["TorchBackend", "backend"]
+__all__ = ["TorchBackend", "backend", "cuda_backend"]
 
 
 class TorchBackend:
@@ -119,3 +119,6 @@ class TorchBackend:
 
 backend = TorchBackend()
 """The CPU torch backend instance."""
+
+cuda_backend = TorchBackend("cuda")
+"""The same backend on the GPU: ``--jepa-backend=jepa_torch.backend:cuda_backend``."""
