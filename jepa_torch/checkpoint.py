@@ -312,8 +312,10 @@ def load_official(
     enc_cfg = infer_vit_config(ckpt["encoder"], num_heads=num_heads, grid=grid)
     heads = enc_cfg.num_heads if predictor_num_heads is None else predictor_num_heads
     pred_cfg = infer_predictor_config(ckpt["predictor"], num_heads=heads, grid=enc_cfg.grid)
-    encoder, target = enc_cfg.build(), enc_cfg.build()
-    predictor = pred_cfg.build()
+    with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
+        encoder, target, predictor = enc_cfg.build(), enc_cfg.build(), pred_cfg.build()
+    for module in (encoder, target, predictor):
+        module.to_empty(device="cpu")  # uninitialised storage, filled by the strict load below
     load_strict(encoder, ckpt["encoder"], "encoder")
     load_strict(predictor, ckpt["predictor"], "predictor")
     load_strict(target, ckpt["target_encoder"], "target_encoder")

@@ -62,9 +62,11 @@ def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
 def test_round_trip_through_a_file_keeps_every_tensor(tmp_path: Path) -> None:
     enc, pred, target = models()
     path = tmp_path / "ijepa-latest.pth.tar"
-    save_official(path, enc, pred, target, epoch=7, lr=0.001)
+    opt = torch.optim.AdamW(list(enc.parameters()) + list(pred.parameters()), lr=0.001)
+    save_official(path, enc, pred, target, opt=opt.state_dict(), scaler=None, epoch=7, lr=0.001)
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {"encoder", "predictor", "target_encoder", "epoch", "lr"} and raw["epoch"] == 7
+    assert set(raw) == {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "lr"}
+    assert raw["epoch"] == 7 and raw["opt"]["param_groups"][0]["lr"] == 0.001
     assert not any(k.startswith(("module.", "_orig_mod.")) for sd in (raw["encoder"], raw["predictor"]) for k in sd)
     enc2, pred2, target2 = load_official(path, num_heads=HEADS)
     for a, b in ((enc, enc2), (pred, pred2), (target, target2)):
@@ -93,6 +95,19 @@ def test_loaded_modules_compute_what_the_official_code_computes() -> None:
     torch.testing.assert_close(pred(z, masks_x, masks), want, rtol=0, atol=1e-5)
     tgt_sd = strip_prefixes(ckpt["target_encoder"])
     torch.testing.assert_close(target(imgs), encoder_forward(tgt_sd, imgs, None, HEADS), rtol=0, atol=1e-5)
+
+
+def test_loaded_modules_own_their_tensors() -> None:
+    ckpt = official_dict()
+    ckpt["target_encoder"] = ckpt["encoder"]  # the same tensors for both, as after a fresh start
+    enc, _, target = load_official(ckpt, num_heads=HEADS)
+    with torch.no_grad():
+        enc.norm.weight.add_(1.0)
+        ckpt["encoder"]["norm.bias"].add_(1.0)
+    assert not torch.equal(enc.norm.weight, target.norm.weight)
+    assert not torch.equal(enc.norm.bias, ckpt["encoder"]["norm.bias"])
+    assert all(p.device.type == "cpu" for p in enc.parameters())
+    assert [n for n, p in enc.named_parameters() if not p.requires_grad] == ["pos_embed"]
 
 
 def test_a_mis_shaped_key_fails_naming_it() -> None:
