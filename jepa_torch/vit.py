@@ -4,7 +4,11 @@ State-dict names and numerics follow the official I-JEPA code (``src/models/visi
 so that its checkpoints load strictly (see ``jepa_torch.checkpoint``): ``patch_embed.proj``,
 ``pos_embed`` (a non-trainable parameter), ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
 mlp.fc2}``, ``norm``; LayerNorm eps 1e-6; exact (erf) GELU; no class token; no dropout or drop-path
-(the official defaults are all 0).
+(the official defaults are all 0). Presets (tiny .. giant) and builders are in ``jepa_torch.models``.
+
+Difference from the official module: an image of another size than ``img_size`` is an error here.
+The official ``interpolate_pos_encoding`` resamples positions for other sizes, but treats the first
+position as a class token that this model does not have; for the trained size it is the identity.
 
 Masks follow the official convention: a list of ``M`` index tensors ``(B, K)`` of kept tokens, and a
 masked forward returns the kept tokens of every mask concatenated along the batch, mask-major:
