@@ -449,11 +449,14 @@ def _contexts(rng: np.random.Generator, top: IntArray, left: IntArray, th: IntAr
 
 
 def _trim(rng: np.random.Generator, masks: list[BoolArray], raster: bool) -> list[IndexArray]:
-    """``(B, N)`` boolean masks -> ``(B, K)`` sorted indices, K the batch minimum (random or raster cut)."""
-    k_all = min(int(m.sum(axis=1).min()) for m in masks)
+    """``(B, N)`` boolean masks -> ``(B, K)`` sorted indices (random or raster cut).
+
+    K is the minimum over the batch and over every context slot, so that all context
+    masks of a batch stack into the models' ``(M * B, K)`` convention.
+    """
+    k = min(int(m.sum(axis=1).min()) for m in masks)
     out = []
     for m in masks:
-        k = k_all if raster else int(m.sum(axis=1).min())
         if raster:  # the first k kept patches in raster order
             idx = np.argsort(~m, axis=1, kind="stable")[:, :k]
         else:  # k kept patches uniformly at random, then raster order

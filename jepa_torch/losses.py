@@ -19,6 +19,7 @@ from jepa_core.losses import LossKind
 __all__ = [
     "elementwise_loss",
     "gather_tokens",
+    "grouped_prediction_loss",
     "jepa_loss_blocks",
     "layer_norm_targets",
     "prediction_loss",
@@ -49,6 +50,26 @@ def prediction_loss(prediction: Tensor, target: Tensor, kind: LossKind = "smooth
     if kind == "l2":
         return F.mse_loss(prediction, target, reduction=reduction)
     raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
+
+
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def grouped_prediction_loss(predictions: Sequence[Tensor], targets: Sequence[Tensor],
+                            kind: LossKind = "smooth_l1") -> Tensor:
+    """The mean JEPA loss over aligned groups of different token counts, in fp32 or wider.
+
+    ``sum of all element losses / total elements``: with one group this is exactly
+    ``prediction_loss(pred, target, kind, "mean")``, the official loss.
+    """
+    if len(predictions) != len(targets) or not predictions:
+        raise ValueError(f"{len(predictions)} prediction groups for {len(targets)} target groups")
+    if len(predictions) == 1:
+        return prediction_loss(_at_least_fp32(predictions[0]), _at_least_fp32(targets[0]), kind)
+    total = sum(prediction_loss(_at_least_fp32(p), _at_least_fp32(t), kind, "sum")
+                for p, t in zip(predictions, targets, strict=True))
+    return total / sum(p.numel() for p in predictions)  # type: ignore[return-value]
 
 
 def layer_norm_targets(h: Tensor) -> Tensor:

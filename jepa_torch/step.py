@@ -25,12 +25,12 @@ from torch import Tensor, nn
 from jepa_core.losses import LossKind
 
 from .ema import update_target_encoder_
-from .losses import layer_norm_targets, prediction_loss, variance_covariance
+from .losses import grouped_prediction_loss, layer_norm_targets, variance_covariance
 from .models import make_target_encoder
 from .predictor import Predictor
 from .vit import TransformerEncoder, apply_masks, repeat_interleave_batch
 
-__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "train_step"]
+__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "group_by_length", "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -59,23 +59,42 @@ class JEPA(nn.Module):
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> Tensor:
-        """Layer-normed target tokens at the target masks: ``(Mt * Mx * B, Kt, D)``, no grad."""
+    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[list[Tensor]]) -> list[Tensor]:
+        """Layer-normed target tokens, one ``(Mg * Mx * B, Kg, D)`` tensor per target group, no grad."""
         h: Tensor = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
         batch = h.size(0)
-        h = apply_masks(h, masks_pred)  # (Mt*B, Kt, D)
-        return repeat_interleave_batch(h, batch, len(masks_enc))  # (Mt*Mx*B, Kt, D)
+        return [
+            repeat_interleave_batch(apply_masks(h, group), batch, len(masks_enc))  # (Mg*Mx*B, Kg, D)
+            for group in masks_pred
+        ]
 
-    def forward_context(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Context tokens ``(Mx * B, Kc, D)`` and predictions ``(Mt * Mx * B, Kt, D)``."""
+    def forward_context(self, x: Tensor, masks_enc: list[Tensor],
+                        masks_pred: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
+        """Context tokens ``(Mx * B, Kc, D)`` and one prediction tensor per target group."""
         z = self.encoder(x, masks_enc)  # (Mx*B, Kc, D)
-        return z, self.predictor(z, masks_enc, masks_pred)
+        return z, [self.predictor(z, masks_enc, group) for group in masks_pred]
 
-    def forward(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """``(predictions, targets, context tokens)`` for one batch."""
-        targets = self.forward_target(x, masks_enc, masks_pred)
-        context, predictions = self.forward_context(x, masks_enc, masks_pred)
+    def forward(self, x: Tensor, masks_enc: list[Tensor],
+                masks_pred: list[Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """``(predictions, targets, context tokens)`` for one batch.
+
+        Target masks of equal length share one predictor call (the official case: all of
+        them); masks of other lengths get their own, in order of first appearance. The
+        predictions and targets are lists with one aligned ``(Mg * Mx * B, Kg, D)`` tensor
+        per group.
+        """
+        groups = group_by_length(masks_pred)
+        targets = self.forward_target(x, masks_enc, groups)
+        context, predictions = self.forward_context(x, masks_enc, groups)
         return predictions, targets, context
+
+
+def group_by_length(masks: list[Tensor]) -> list[list[Tensor]]:
+    """Split ``(B, K)`` masks into lists of equal ``K``, keeping their order within a group."""
+    groups: dict[int, list[Tensor]] = {}
+    for m in masks:
+        groups.setdefault(int(m.shape[-1]), []).append(m)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -158,7 +177,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(images.device, config.precision):
         predictions, targets, context = model(images, masks_enc, masks_pred)
-        pred_loss = prediction_loss(predictions.float(), targets.float(), config.loss)
+        pred_loss = grouped_prediction_loss(predictions, targets, config.loss)
     reg = pred_loss.new_zeros(())
     if config.var_weight or config.cov_weight:
         variance, covariance = variance_covariance(context)

@@ -12,7 +12,8 @@ import jepa_core as jc
 from jepa_torch.models import build_image_jepa, build_sequence_jepa
 from jepa_torch.optim import apply_schedules, make_optimizer, param_groups
 from jepa_torch.spec import BlockPredictor, ContextView, MaskedContextEncoder, NormalisedTargetEncoder, smooth_l1_loss
-from jepa_torch.step import JEPA, StepConfig, train_step
+from jepa_torch.losses import grouped_prediction_loss
+from jepa_torch.step import JEPA, StepConfig, group_by_length, train_step
 
 
 def _tiny_image_model(seed: int = 0) -> JEPA:
@@ -24,8 +25,9 @@ def _tiny_image_model(seed: int = 0) -> JEPA:
 def _masks(batch: int, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     perm = torch.stack([torch.randperm(16, generator=g) for _ in range(batch)])  # (B, 16) on a 4x4 grid
-    targets = [perm[:, 0:3].sort(1).values, perm[:, 3:6].sort(1).values]
-    context = [perm[:, 6:].sort(1).values]
+    # target blocks of 3, 4 and 3 tokens: two predictor groups
+    targets = [perm[:, 0:3].sort(1).values, perm[:, 3:7].sort(1).values, perm[:, 7:10].sort(1).values]
+    context = [perm[:, 10:].sort(1).values]
     return context, targets
 
 
@@ -35,7 +37,7 @@ def test_targets_carry_no_gradient_and_target_encoder_moves_only_by_ema() -> Non
     x = torch.randn(2, 3, 32, 32)
     menc, mpred = _masks(2)
     _, targets, _ = model(x, menc, mpred)
-    assert not targets.requires_grad
+    assert len(targets) == 2 and not any(t.requires_grad for t in targets)
     before_target = copy.deepcopy(model.target_encoder.state_dict())
     train_step(model, opt, x, menc, mpred, momentum=0.9)
     assert all(p.grad is None for p in model.target_encoder.parameters())
@@ -51,12 +53,26 @@ def test_step_loss_is_the_spec_objective_normalised() -> None:
     x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
     menc, mpred = _masks(3)
     predictions, targets, _ = model(x, menc, mpred)
-    step_mean = float(torch.nn.functional.smooth_l1_loss(predictions, targets).detach())
+    step_mean = float(grouped_prediction_loss(predictions, targets).detach())
     context = MaskedContextEncoder(model.encoder)(ContextView(x, menc[0]))
     target = NormalisedTargetEncoder(model.target_encoder)(x)
     total = jc.jepa_loss(mpred, context, target, BlockPredictor(model.predictor), smooth_l1_loss)
     tokens = sum(int(b.numel()) for b in mpred)
     assert step_mean == pytest.approx(jc.mean_normalised(total, tokens, model.encoder.embed_dim), rel=1e-10)
+
+
+def test_equal_size_targets_take_one_predictor_call_and_the_official_loss() -> None:
+    """With one target size (the official case) the loss is F.smooth_l1_loss over the stacked rows."""
+    model = _tiny_image_model()
+    x = torch.randn(2, 3, 32, 32)
+    menc, mpred = _masks(2)
+    same = [mpred[0], mpred[2]]
+    assert len(group_by_length(same)) == 1 and len(group_by_length(mpred)) == 2
+    with torch.no_grad():
+        predictions, targets, _ = model(x, menc, same)
+        assert len(predictions) == 1 and predictions[0].shape == (4, 3, 192)
+        official = torch.nn.functional.smooth_l1_loss(predictions[0], targets[0])
+        torch.testing.assert_close(grouped_prediction_loss(predictions, targets), official)
 
 
 def test_steps_reduce_the_loss_on_a_fixed_batch() -> None:
