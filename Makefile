@@ -1,9 +1,10 @@
 # Set-up and checks. `make demo` runs the main job, `make test` every check CI runs.
-#   TORCH=torch make test    # a CUDA build of torch instead of the small CPU one
+#   TORCH="torch torchvision" make test    # let pip choose the torch build
+# The default pins a CUDA build of torch with its torchvision; it runs on the CPU too.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TORCH ?= torch==2.13.0
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 HYPOTHESIS_PROFILE ?= ci
 export HYPOTHESIS_PROFILE
 
@@ -13,7 +14,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[torch,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[torch,dev]"
 	touch $@
 
 demo: install
