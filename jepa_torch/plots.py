@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from jepa_core.masks import Grid, MaskBatch
 
-__all__ = ["render_masks"]
+__all__ = ["plot_training_curves", "render_masks"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -100,3 +100,40 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(rows: Sequence[dict[str, float]], path: str | Path) -> None:
+    """Write a PNG of a run's curves: loss, learning rate, EMA momentum, and the collapse
+    monitors (RankMe, feature std) when the rows carry them.
+
+    Args:
+        rows: log rows with at least ``step``, ``loss``, ``lr`` and ``momentum``.
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    panels = [("loss", "loss", True), ("lr", "learning rate", False), ("momentum", "EMA momentum", False)]
+    panels += [(k, t, False) for k, t in (("rankme", "RankMe"), ("feature_std", "feature std"))
+               if any(k in r for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, title, log_scale) in zip(axes[0], panels, strict=True):
+        pts = [(r["step"], r[key]) for r in rows if key in r and "step" in r]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, lw=1.4, color="#1f3b73")
+        if log_scale and pts and min(y for _, y in pts) > 0:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,150 @@
+"""Training checkpoints: atomic writes, the last K kept, exact resume.
+
+A training checkpoint is an official-layout I-JEPA file (``encoder``, ``predictor``,
+``target_encoder``, ``opt``, ``epoch`` at the top level, no key prefixes), so the
+official code can read it, plus what an exact resume needs: the step, the resolved
+config, the global batch and world size, and the RNG states of torch, numpy and python.
+Files are ``<out_dir>/checkpoints/step_00000100.pt``, written through a temporary file,
+fsync and rename: a crash never leaves a half-written file under a checkpoint's name.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, load_strict, read_official, save_official
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ResumeState",
+    "checkpoint_path",
+    "list_checkpoints",
+    "load_training_checkpoint",
+    "prune_checkpoints",
+    "rng_state",
+    "save_training_checkpoint",
+    "set_rng_state",
+]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    """``folder/step_<step>.pt`` (zero-padded, so names sort by step)."""
+    return folder / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the checkpoints in ``folder``, oldest first (temporary files ignored)."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints."""
+    for _, path in list_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of torch (CPU and CUDA), numpy and python, in weights-only-loadable types."""
+    np_state = cast(tuple[Any, ...], np.random.get_state())
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_checkpoint(
+    path: Path,
+    *,
+    encoder: nn.Module,
+    predictor: nn.Module,
+    target_encoder: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    epoch: int,
+    config: dict[str, Any],
+    global_batch: int,
+    world_size: int,
+    loss: float,
+) -> None:
+    """Write one training checkpoint atomically (see the module docstring for its layout)."""
+    save_official(
+        path, encoder, predictor, target_encoder,
+        opt=optimizer.state_dict(), epoch=epoch, loss=loss, batch_size=global_batch // world_size,
+        world_size=world_size, step=step, global_batch=global_batch, config=config, rng=rng_state(),
+        format_version=FORMAT_VERSION,
+    )
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What a loaded checkpoint tells the loop."""
+
+    step: int
+    global_batch: int
+    world_size: int
+    config: dict[str, Any]
+    rng: dict[str, Any]
+
+
+def load_training_checkpoint(
+    path: Path,
+    *,
+    encoder: nn.Module,
+    predictor: nn.Module,
+    target_encoder: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+) -> ResumeState:
+    """Load a training checkpoint into the modules (strictly) and the optimiser.
+
+    Raises:
+        CheckpointError: the file is unreadable, not a training checkpoint of this format, or
+            of another architecture (the error names the first key that does not fit).
+    """
+    ckpt = read_official(path)
+    missing = [k for k in ("encoder", "predictor", "target_encoder", "opt", "step", "config", "rng",
+                           "global_batch", "world_size") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint of this project (no {missing[0]!r}); "
+                              "to start from official weights, use load_official")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt.get('format_version')!r}, this version reads "
+                              f"{FORMAT_VERSION}")
+    load_strict(encoder, ckpt["encoder"], f"{path.name}: encoder")
+    load_strict(predictor, ckpt["predictor"], f"{path.name}: predictor")
+    load_strict(target_encoder, ckpt["target_encoder"], f"{path.name}: target_encoder")
+    if optimizer is not None:
+        try:
+            optimizer.load_state_dict(ckpt["opt"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: optimizer state does not fit this model ({exc})") from exc
+    return ResumeState(int(ckpt["step"]), int(ckpt["global_batch"]), int(ckpt["world_size"]),
+                       dict(ckpt["config"]), dict(ckpt["rng"]))
