@@ -1,0 +1,61 @@
+"""Collapse monitors: RankMe and the spread of normalised features.
+
+A collapsing JEPA maps every input to (nearly) the same representation, which the
+loss cannot see: predictions and targets agree trivially. These statistics of a
+fixed batch's pooled features can:
+
+- **RankMe** (Garrido et al., 2023): ``exp(entropy(s / sum(s)))`` of the singular values
+  ``s`` of the ``(N, D)`` feature matrix; between 1 (rank one, collapsed) and ``min(N, D)``.
+- **feature std**: the mean over dimensions of the standard deviation of the
+  L2-normalised features; about ``1 / sqrt(D)`` for well-spread features, 0 at collapse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["CollapseStats", "collapse_stats", "feature_std", "rankme", "warn_threshold"]
+
+
+def rankme(features: Tensor, eps: float = 1e-7) -> float:
+    """Effective rank of ``(N, D)`` features from the entropy of their normalised singular values."""
+    z = features.detach().double().reshape(features.shape[0], -1)  # (N, D)
+    s = torch.linalg.svdvals(z)
+    total = s.sum()
+    if not total > 0:
+        return 1.0
+    p = s / total + eps
+    return float(torch.exp(-(p * torch.log(p)).sum()))
+
+
+def feature_std(features: Tensor) -> float:
+    """Mean per-dimension std of the L2-normalised ``(N, D)`` features."""
+    z = torch.nn.functional.normalize(features.detach().double().reshape(features.shape[0], -1), dim=1)
+    return float(z.std(dim=0).mean())
+
+
+@dataclass(frozen=True)
+class CollapseStats:
+    """The monitors of one evaluation; ``collapsing`` when either falls below its warning level."""
+
+    rankme: float
+    feature_std: float
+    dim: int
+
+    @property
+    def collapsing(self) -> bool:
+        return self.rankme < warn_threshold(self.dim) or self.feature_std < 0.2 / math.sqrt(self.dim)
+
+
+def warn_threshold(dim: int) -> float:
+    """The RankMe below which a run is flagged: 1% of the feature width, at least 2."""
+    return max(2.0, 0.01 * dim)
+
+
+def collapse_stats(features: Tensor) -> CollapseStats:
+    """Both monitors of pooled ``(N, D)`` features."""
+    return CollapseStats(rankme(features), feature_std(features), int(features.shape[-1]))
