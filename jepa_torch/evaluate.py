@@ -31,7 +31,7 @@ def extract_features(encoder: nn.Module, inputs: Tensor, batch_size: int = 256,
     was_training = encoder.training
     encoder.eval().to(device)
     out = []
-    for chunk in inputs.split(batch_size):
+    for chunk in torch.split(inputs, batch_size):
         tokens = encoder(chunk.to(device))  # (b, N_tokens, D)
         out.append(tokens.float().mean(dim=1).cpu())
     encoder.train(was_training)
