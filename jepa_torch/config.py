@@ -69,6 +69,7 @@ class ModelConfig:
 
     Attributes:
         preset: encoder size, ``vit_tiny`` .. ``vit_giant`` (official widths and depths).
+        depth: encoder blocks, overriding the preset's (None: the preset's).
         patch_size: patch side in pixels (images) - ignored for sequences.
         pred_depth: predictor blocks.
         pred_emb_dim: predictor width; must be divisible by the preset's heads.
@@ -77,6 +78,7 @@ class ModelConfig:
     """
 
     preset: str = "vit_tiny"
+    depth: int | None = None
     patch_size: int = 4
     pred_depth: int = 6
     pred_emb_dim: int = 96
@@ -86,6 +88,8 @@ class ModelConfig:
         if self.preset not in PRESETS:
             raise _fail("model.preset", self.preset, f"use one of {', '.join(PRESETS)}")
         _positive("model", self, "patch_size", "pred_depth", "pred_emb_dim")
+        if self.depth is not None and self.depth < 1:
+            raise _fail("model.depth", self.depth, "must be >= 1, or null for the preset's depth")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ def build_vit(
     img_size: int | Sequence[int] = 224,
     patch_size: int | Sequence[int] = 16,
     in_chans: int = 3,
+    depth: int | None = None,
     init_std: float = 0.02,
     depth_rescale: bool = False,
 ) -> VisionTransformer:
@@ -100,7 +101,7 @@ def build_vit(
         patch_size=patch_size,
         in_chans=in_chans,
         embed_dim=p.embed_dim,
-        depth=p.depth,
+        depth=p.depth if depth is None else depth,
         num_heads=p.num_heads,
         mlp_ratio=p.mlp_ratio,
         init_std=init_std,
@@ -142,6 +143,7 @@ def build_image_jepa(
     img_size: int | Sequence[int] = 224,
     patch_size: int | Sequence[int] = 16,
     in_chans: int = 3,
+    depth: int | None = None,
     pred_depth: int = 6,
     pred_emb_dim: int = 384,
     init_std: float = 0.02,
@@ -154,6 +156,7 @@ def build_image_jepa(
         img_size: image side or ``(height, width)``.
         patch_size: patch side or ``(height, width)``.
         in_chans: image channels.
+        depth: encoder blocks (default: the preset's).
         pred_depth: predictor blocks.
         pred_emb_dim: predictor width (divisible by the preset's heads).
         init_std: truncated-normal std.
@@ -167,6 +170,7 @@ def build_image_jepa(
         img_size=img_size,
         patch_size=patch_size,
         in_chans=in_chans,
+        depth=depth,
         init_std=init_std,
         depth_rescale=depth_rescale,
     )
@@ -181,6 +185,7 @@ def build_sequence_jepa(
     seq_len: int,
     *,
     preset: str = "vit_tiny",
+    depth: int | None = None,
     pred_depth: int = 6,
     pred_emb_dim: int = 384,
     init_std: float = 0.02,
@@ -192,6 +197,7 @@ def build_sequence_jepa(
         input_dim: features per step (1 for a flat feature row ``(B, seq_len)``).
         seq_len: steps, i.e. tokens; masks index ``0 .. seq_len - 1``.
         preset: transformer dimensions, as in ``build_image_jepa``.
+        depth: encoder blocks (default: the preset's).
         pred_depth: predictor blocks.
         pred_emb_dim: predictor width (divisible by the preset's heads).
         init_std: truncated-normal std.
@@ -205,7 +211,7 @@ def build_sequence_jepa(
         input_dim,
         seq_len,
         embed_dim=p.embed_dim,
-        depth=p.depth,
+        depth=p.depth if depth is None else depth,
         num_heads=p.num_heads,
         mlp_ratio=p.mlp_ratio,
         init_std=init_std,
