@@ -3,4 +3,55 @@
 ViT encoders (tiny to giant) and the I-JEPA predictor with the official state-dict
 layout, the JEPA training step (CPU fp32, CUDA bf16), official checkpoint I/O,
 and the torch backend of the law suite (``jepa_torch.backend:backend``).
+The trainer is ``jepa_torch.train.train`` and the ``jepa-torch`` command.
 """
+
+from .checkpoint import CheckpointError as CheckpointError
+from .checkpoint import infer_vit_config as infer_vit_config
+from .checkpoint import load_official as load_official
+from .checkpoint import save_official as save_official
+from .export import export_encoder as export_encoder
+from .export import load_encoder as load_encoder
+from .models import VIT_PRESETS as VIT_PRESETS
+from .models import build_image_jepa as build_image_jepa
+from .models import build_predictor as build_predictor
+from .models import build_sequence_jepa as build_sequence_jepa
+from .models import build_vit as build_vit
+from .models import make_target_encoder as make_target_encoder
+from .models import output_size as output_size
+from .optim import make_optimizer as make_optimizer
+from .predictor import Predictor as Predictor
+from .step import JEPA as JEPA
+from .step import StepConfig as StepConfig
+from .step import train_step as train_step
+from .tokens import SequenceTransformer as SequenceTransformer
+from .vit import TransformerEncoder as TransformerEncoder
+from .vit import VisionTransformer as VisionTransformer
+from .vit import apply_masks as apply_masks
+from .vit import repeat_interleave_batch as repeat_interleave_batch
+
+__all__ = [
+    "JEPA",
+    "VIT_PRESETS",
+    "CheckpointError",
+    "Predictor",
+    "SequenceTransformer",
+    "StepConfig",
+    "TransformerEncoder",
+    "VisionTransformer",
+    "apply_masks",
+    "build_image_jepa",
+    "build_predictor",
+    "build_sequence_jepa",
+    "build_vit",
+    "export_encoder",
+    "infer_vit_config",
+    "load_encoder",
+    "load_official",
+    "make_optimizer",
+    "make_target_encoder",
+    "output_size",
+    "repeat_interleave_batch",
+    "save_official",
+    "train_step",
+]
