@@ -1,0 +1,446 @@
+"""Training data: digits, image folders, sequences; the official transforms; a reproducible order.
+
+Reproducibility is by construction, so a resumed run sees exactly the batches of an
+uninterrupted one, whatever ``num_workers``:
+
+- **Order** is a pure function of ``(seed, epoch)``: one permutation per epoch, cut into
+  global batches (:class:`EpochBatches`); a run can start at any batch of an epoch, and
+  rank ``r`` of ``w`` takes the ``r``-th slice of each global batch, so ``w`` processes at
+  batch ``b`` see the samples of one process at batch ``w * b``.
+- **Augmentation** is a pure function of ``(seed, epoch, sample index)``: a dataset is
+  indexed by the key ``(seed, epoch, index)`` and draws its transforms under a torch RNG
+  seeded from that key (:func:`sample_seed`), inside ``torch.random.fork_rng`` so the
+  caller's RNG is untouched.
+
+The held-out split (``data.holdout_fraction``) is fixed by :data:`SPLIT_SEED`, not by
+``run.seed``: runs with different seeds are evaluated on the same samples. It is
+stratified by class where there are labels.
+
+A user's data errors are :class:`DataError`, one line naming the path and the fix. An
+unreadable image (corrupt, empty, truncated) stops the run at its first load, naming the
+file; it is never skipped, since a silent substitute would change the data. Files
+without an image extension are not images to ImageFolder and are ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .config import TrainConfig
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SPLIT_SEED",
+    "DataError",
+    "EpochBatches",
+    "InputSpec",
+    "JepaDataset",
+    "build_dataset",
+    "digits_splits",
+    "input_spec",
+    "make_loader",
+    "official_transforms",
+    "sample_seed",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLIT_SEED = 0
+"""Seeds the train / held-out split of every dataset (independent of ``run.seed``)."""
+
+InputSpec: TypeAlias = tuple[Literal["image", "sequence"], tuple[int, ...]]
+"""``("image", (C, H, W))`` or ``("sequence", (T, input_dim))``: what the encoder is built for."""
+SampleKey: TypeAlias = tuple[int, int, int]
+"""``(seed, epoch, index)``: a sample and the draw of its augmentation."""
+Split = Literal["train", "holdout"]
+
+_ORDER, _AUGMENT, _SPLIT = 0x6F72646572, 0x61756700, 0x73706C6974  # stream tags: order, augmentation, split
+
+
+class DataError(ValueError):
+    """Data that cannot be used (missing path, unreadable file, bad array); the message names it and the fix."""
+
+
+def _rng(*entropy: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([e % 2**64 for e in entropy]))
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The torch seed of one sample's augmentation: a pure function of ``(seed, epoch, index)``."""
+    lo, hi = np.random.SeedSequence([seed % 2**64, epoch % 2**64, index % 2**64, _AUGMENT]).generate_state(2)
+    return int(lo) | int(hi) << 32
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+class GaussianBlur:
+    """The official blur: with probability ``p``, radius uniform in ``[radius_min, radius_max]``.
+
+    Draws from torch's global RNG (seeded per sample); PIL images use PIL's filter,
+    tensors ``(C, H, W)`` torchvision's with the radius as sigma.
+    """
+
+    def __init__(self, p: float = 0.5, radius_min: float = 0.1, radius_max: float = 2.0) -> None:
+        self.p, self.radius_min, self.radius_max = p, radius_min, radius_max
+
+    def __call__(self, img: Any) -> Any:
+        if float(torch.rand(())) >= self.p:
+            return img
+        radius = self.radius_min + float(torch.rand(())) * (self.radius_max - self.radius_min)
+        if isinstance(img, Tensor):
+            from torchvision.transforms import functional as TF
+
+            kernel = min(2 * math.ceil(3 * radius) + 1, (min(img.shape[-2:]) - 1) | 1)
+            return TF.gaussian_blur(img, [kernel, kernel], [radius, radius])
+        return img.filter(ImageFilter.GaussianBlur(radius=radius))
+
+
+def official_transforms(img_size: int, crop_scale: tuple[float, float] = (0.3, 1.0), horizontal_flip: bool = False,
+                        color_jitter: float = 0.0, gaussian_blur: bool = False, *, from_pil: bool = True,
+                        augment: bool = True) -> Callable[[Any], Tensor]:
+    """The official pre-training transforms, or the evaluation ones (``augment=False``).
+
+    Training: random resized crop to ``img_size`` (area ``crop_scale``), optional horizontal
+    flip, optional colour distortion of strength ``s = color_jitter`` (brightness, contrast,
+    saturation ``0.8 s``, hue ``0.2 s``, applied with p=0.8, then grayscale with p=0.2),
+    optional Gaussian blur (p=0.5, radius 0.1-2), then ImageNet normalisation. Evaluation:
+    resize to ``img_size * 256 / 224``, centre crop ``img_size`` (PIL input; a tensor input is
+    already at size), normalise.
+
+    Args:
+        img_size: the output side.
+        crop_scale, horizontal_flip, color_jitter, gaussian_blur: the ``data.*`` fields.
+        from_pil: input is a PIL image (``ToTensor`` is inserted); otherwise a float tensor
+            ``(3, H, W)`` in ``[0, 1]``.
+        augment: the training pipeline; False for evaluation.
+
+    Returns:
+        A callable mapping one input to a float32 tensor ``(3, img_size, img_size)``.
+    """
+    import torchvision.transforms as T
+
+    steps: list[Callable[[Any], Any]] = []
+    if augment:
+        steps.append(T.RandomResizedCrop(img_size, scale=crop_scale))
+        if horizontal_flip:
+            steps.append(T.RandomHorizontalFlip())
+        if color_jitter > 0:
+            s = color_jitter
+            steps += [T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
+                      T.RandomGrayscale(p=0.2)]
+        if gaussian_blur:
+            steps.append(GaussianBlur())
+    elif from_pil:
+        steps += [T.Resize(img_size * 256 // 224), T.CenterCrop(img_size)]
+    if from_pil:
+        steps.append(T.ToTensor())
+    steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    return T.Compose(steps)  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class JepaDataset(Dataset[Tensor]):
+    """A split of a dataset, indexed by :data:`SampleKey` ``(seed, epoch, index)``.
+
+    Attributes:
+        spec: what the encoder is built for (:data:`InputSpec`).
+        labels: int64 ``(len(self),)`` class labels, or None (sequences).
+        indices: the positions of this split's samples in the whole dataset.
+    """
+
+    spec: InputSpec
+    labels: Tensor | None
+
+    def __init__(self, indices: np.ndarray[Any, Any], transform: Callable[[Any], Tensor] | None) -> None:
+        self.indices, self.transform = indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _load(self, position: int) -> Any:
+        raise NotImplementedError
+
+    def __getitem__(self, key: SampleKey) -> Tensor:
+        seed, epoch, index = key
+        item = self._load(int(self.indices[index]))
+        if self.transform is None:
+            return item  # type: ignore[no-any-return]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(seed, epoch, index))
+            return self.transform(item)
+
+    def sample(self, index: int, seed: int = 0, epoch: int = 0) -> Tensor:
+        """One sample: ``self[(seed, epoch, index)]``."""
+        return self[(seed, epoch, index)]
+
+
+class DigitsDataset(JepaDataset):
+    """scikit-learn's 8x8 digits: grey ``0..16`` -> ``[0, 1]``, bilinear to ``img_size``, 3 channels."""
+
+    def __init__(self, indices: np.ndarray[Any, Any], img_size: int, transform: Callable[[Any], Tensor]) -> None:
+        super().__init__(indices, transform)
+        images, labels = _digits()
+        self.images, self.img_size = images, img_size
+        self.labels = torch.from_numpy(labels[indices])
+        self.spec = ("image", (3, img_size, img_size))
+
+    def _load(self, position: int) -> Tensor:
+        x = torch.from_numpy(self.images[position])[None, None]  # (1, 1, 8, 8)
+        x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
+        return x[0].repeat(3, 1, 1)  # (3, S, S)
+
+
+class ImageFolderDataset(JepaDataset):
+    """An ImageFolder tree ``<root>/<class>/<image>`` read with PIL as RGB."""
+
+    def __init__(self, indices: np.ndarray[Any, Any], samples: Sequence[tuple[str, int]], img_size: int,
+                 transform: Callable[[Any], Tensor]) -> None:
+        super().__init__(indices, transform)
+        self.samples = samples
+        self.labels = torch.tensor([samples[i][1] for i in indices], dtype=torch.int64)
+        self.spec = ("image", (3, img_size, img_size))
+
+    def _load(self, position: int) -> Image.Image:
+        path = self.samples[position][0]
+        try:
+            with open(path, "rb") as f:
+                return Image.open(f).convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"{path}: cannot read this image ({reason}); remove or replace the file") from None
+
+
+class SequenceDataset(JepaDataset):
+    """Rows of a float32 array ``(N, T, input_dim)``; no augmentation."""
+
+    def __init__(self, indices: np.ndarray[Any, Any], array: np.ndarray[Any, Any]) -> None:
+        super().__init__(indices, None)
+        self.array, self.labels = array, None
+        self.spec = ("sequence", (int(array.shape[1]), int(array.shape[2])))
+
+    def _load(self, position: int) -> Tensor:
+        return torch.from_numpy(self.array[position])  # (T, input_dim)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (np.asarray(bunch.images, dtype=np.float32) / 16.0).reshape(-1, 8, 8)
+    return images, np.asarray(bunch.target, dtype=np.int64)
+
+
+def _split(n: int, holdout_fraction: float, labels: np.ndarray[Any, Any] | None) -> tuple[np.ndarray[Any, Any], ...]:
+    """Sorted ``(train, holdout)`` positions: per class ``round(fraction * count)`` held out, seeded by SPLIT_SEED."""
+    rng = _rng(SPLIT_SEED, _SPLIT)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    held = [rng.permutation(g)[: round(holdout_fraction * len(g))] for g in groups]
+    holdout = np.sort(np.concatenate(held)) if held else np.empty(0, np.int64)
+    return np.setdiff1d(np.arange(n), holdout), holdout
+
+
+def _image_folder(root: str) -> tuple[list[tuple[str, int]], np.ndarray[Any, Any]]:
+    from torchvision.datasets import ImageFolder
+
+    path = Path(root)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(f"data.path={root!r} {what}; give an ImageFolder root: <path>/<class>/<image>")
+    try:
+        folder = ImageFolder(root, allow_empty=True)
+    except FileNotFoundError:
+        raise DataError(f"data.path={root!r} has no class subfolders; put images in <path>/<class>/<image>") from None
+    if not folder.samples:
+        raise DataError(f"data.path={root!r} has no image files (.jpg, .png, ...) in its class subfolders")
+    return list(folder.samples), np.asarray(folder.targets, dtype=np.int64)
+
+
+def _load_sequences(file: str) -> np.ndarray[Any, Any]:
+    path = Path(file)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise DataError(f"data.path={file!r} {what}; give a .npy file of shape (N, T, input_dim)")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{file}: not a readable .npy array ({str(exc).splitlines()[0]}); save it with numpy.save") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{file}: an .npz archive, not one array; save the array alone with numpy.save")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{file}: dtype {array.dtype} is not a real number type; save float32 values")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise DataError(f"{file}: shape {array.shape}; expected (N, T, input_dim) or (N, T), all sizes >= 1")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array).all(axis=(1, 2))
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(f"{file}: {len(bad)} sequences hold NaN or infinite values (as float32; first: sequence "
+                        f"{bad[0]}); clean or drop them")
+    return array
+
+
+def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None = None) -> JepaDataset:
+    """The dataset of ``cfg.data`` (one split), indexed by ``(seed, epoch, index)``.
+
+    Args:
+        cfg: the run's config (``data.*``).
+        split: ``train`` (what training sees) or ``holdout`` (``data.holdout_fraction`` of the
+            samples, never trained on).
+        augment: the official training transforms; default: only for ``train``. Without them
+            images are resized and centre-cropped (folders) or taken as they are (digits).
+
+    Returns:
+        The split; ``input_spec`` gives its shape, ``.labels`` its labels.
+
+    Raises:
+        DataError: a missing or empty folder, an unreadable .npy, an empty split.
+    """
+    if split not in ("train", "holdout"):
+        raise ValueError(f"build_dataset: split={split!r}; use train or holdout")
+    d = cfg.data
+    augment = split == "train" if augment is None else augment
+    part = 1 if split == "holdout" else 0
+    path = d.path or ""
+    if d.dataset == "sequence":
+        array = _load_sequences(path)
+        parts = _split(len(array), d.holdout_fraction, None)
+        dataset: JepaDataset = SequenceDataset(parts[part], array)
+    else:
+        tf = official_transforms(d.img_size, d.crop_scale, d.horizontal_flip, d.color_jitter, d.gaussian_blur,
+                                 from_pil=d.dataset == "image_folder", augment=augment)
+        if d.dataset == "digits":
+            parts = _split(len(_digits()[1]), d.holdout_fraction, _digits()[1])
+            dataset = DigitsDataset(parts[part], d.img_size, tf)
+        else:
+            samples, targets = _image_folder(path)
+            parts = _split(len(samples), d.holdout_fraction, targets)
+            dataset = ImageFolderDataset(parts[part], samples, d.img_size, tf)
+    if len(dataset) == 0:
+        raise DataError(f"data.holdout_fraction={d.holdout_fraction}: the {split} split of {d.dataset} is empty; "
+                        "change the fraction or add data")
+    return dataset
+
+
+def digits_splits(img_size: int = 32, holdout_fraction: float = 0.2) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Digits for evaluation, without augmentation, normalised as in training.
+
+    Args:
+        img_size: the model's image side.
+        holdout_fraction: the run's ``data.holdout_fraction`` (the same split training used).
+
+    Returns:
+        ``(train_images (N, 3, S, S), train_labels (N,), test_images (M, 3, S, S), test_labels (M,))``.
+    """
+    labels = _digits()[1]
+    tf = official_transforms(img_size, from_pil=False, augment=False)
+    out: list[Tensor] = []
+    for part in _split(len(labels), holdout_fraction, labels):
+        ds = DigitsDataset(part, img_size, tf)
+        images = [ds.sample(i) for i in range(len(ds))]
+        assert ds.labels is not None
+        out += [torch.stack(images) if images else torch.empty(0, 3, img_size, img_size), ds.labels]
+    return out[0], out[1], out[2], out[3]
+
+
+def input_spec(dataset: JepaDataset) -> InputSpec:
+    """``("image", (C, H, W))`` or ``("sequence", (T, input_dim))``."""
+    return dataset.spec
+
+
+# ----------------------------------------------------------------------------- order and loading
+
+
+class EpochBatches:
+    """The batches of each epoch: a permutation of ``range(num_samples)`` seeded by ``(seed, epoch)``.
+
+    Args:
+        num_samples: the training split's size.
+        batch_size: the **global** batch (per-process batch x processes).
+        seed: the run's seed.
+        drop_last: drop the last, incomplete batch (as the official loader).
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, drop_last: bool = True) -> None:
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(f"EpochBatches: num_samples={num_samples} and batch_size={batch_size} must be >= 1")
+        self.num_samples, self.batch_size, self.seed, self.drop_last = num_samples, batch_size, seed, drop_last
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + int(bool(rest) and not self.drop_last)
+
+    def permutation(self, epoch: int) -> np.ndarray[Any, Any]:
+        """The epoch's sample order."""
+        return _rng(self.seed, epoch, _ORDER).permutation(self.num_samples)
+
+    def indices(self, epoch: int, start_batch: int = 0, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+        """This rank's share of the epoch's global batches ``start_batch, start_batch + 1, ...``.
+
+        Rank ``r`` takes items ``[r * b, (r + 1) * b)`` of each global batch, ``b = batch_size // world_size``.
+
+        Raises:
+            ValueError: ``batch_size`` not divisible by ``world_size``, or an incomplete last batch to split.
+        """
+        if self.batch_size % world_size or not 0 <= rank < world_size:
+            raise ValueError(f"EpochBatches: global batch {self.batch_size} cannot be split over {world_size} ranks "
+                             f"(rank {rank})")
+        b, order = self.batch_size // world_size, self.permutation(epoch)
+        out = []
+        for k in range(start_batch, len(self)):
+            batch = order[k * self.batch_size:(k + 1) * self.batch_size]
+            if len(batch) < self.batch_size and world_size > 1:
+                raise ValueError("EpochBatches: an incomplete last batch cannot be split over ranks; use drop_last")
+            out.append(batch[rank * b:(rank + 1) * b].tolist())
+        return out
+
+
+def _stack(samples: list[Tensor]) -> Tensor:
+    return torch.stack(samples)
+
+
+def _one_line(exc: DataError) -> str:
+    """The user's message of a DataError re-raised by a DataLoader worker (which adds the worker's traceback)."""
+    text = str(exc).rstrip()
+    return text.rsplit("DataError: ", 1)[-1] if "\n" in text else text
+
+
+def make_loader(dataset: JepaDataset, batch_indices: Sequence[Sequence[int]], num_workers: int = 0, seed: int = 0,
+                epoch: int = 0, pin_memory: bool = False) -> Iterator[Tensor]:
+    """Yield the batches ``(B, ...)`` float32 of ``batch_indices``, in order, augmented as ``(seed, epoch, index)``.
+
+    Args:
+        dataset: from :func:`build_dataset`.
+        batch_indices: from :meth:`EpochBatches.indices`.
+        num_workers: DataLoader worker processes (0: in this process); the batches do not depend on it.
+        seed, epoch: the augmentation draw.
+        pin_memory: page-locked batches for faster copies to CUDA.
+
+    Raises:
+        DataError: an unreadable sample, one line (also when a worker read it).
+    """
+    keys = [[(seed, epoch, int(i)) for i in batch] for batch in batch_indices]
+    loader = DataLoader(dataset, batch_sampler=keys, num_workers=num_workers, collate_fn=_stack,
+                        pin_memory=pin_memory)
+    try:
+        yield from loader
+    except DataError as exc:
+        raise DataError(_one_line(exc)) from None
