@@ -58,7 +58,7 @@ class RunLogger:
 
     @staticmethod
     def _cells(row: dict[str, float]) -> dict[str, str]:
-        return {k: (str(int(v)) if k in ("step", "epoch") else f"{v:.8g}") for k, v in row.items() if k in COLUMNS}
+        return {k: (str(int(v)) if k in ("step", "epoch") else repr(float(v))) for k, v in row.items() if k in COLUMNS}
 
     def tick(self) -> None:
         """One step done without a log line."""

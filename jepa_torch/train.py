@@ -1,0 +1,294 @@
+"""The training loop: devices, torchrun/DDP, exact resume, logging, checkpoints, NaN guard.
+
+Everything a step depends on is a pure function of the run's seed and the step:
+the data order (of the seed and epoch), each sample's augmentation (of the seed,
+epoch and sample index), the masks (of the seed and step) and every schedule (of
+the step). A checkpoint therefore needs only the weights, the optimiser state and
+the step, and a resumed run repeats the uninterrupted run's losses bit for bit (on
+the same device and thread count).
+
+Under torchrun each process takes a contiguous share of every global batch, the
+masks of the global batch are drawn once and sliced, and DDP averages gradients:
+``N`` processes at batch ``b`` compute what one process computes at batch ``N * b``.
+Rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+
+from jepa_core.masks import sample_masks, sample_masks_1d
+from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, TrainConfig
+from .config_io import config_to_dict, save_config
+from .data import EpochBatches, build_dataset, input_spec, make_loader
+from .runlog import RunLogger
+from .models import build_image_jepa, build_sequence_jepa
+from .optim import apply_schedules, make_optimizer
+from .resume import (
+    checkpoint_path,
+    list_checkpoints,
+    load_training_checkpoint,
+    prune_checkpoints,
+    save_training_checkpoint,
+    set_rng_state,
+)
+from .step import JEPA, StepConfig, train_step
+
+__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "masks_for_step", "train"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Lengths of a run, in optimiser steps."""
+
+    iterations_per_epoch: int
+    schedule_steps: int  # the schedules' length: epochs * ipe * ipe_scale
+    run_steps: int  # where this run stops: epochs * ipe, or run.max_steps
+    warmup_steps: int
+    global_batch: int
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a finished run reports."""
+
+    out_dir: Path
+    steps: int
+    resumed_from: int
+    last_checkpoint: Path | None
+    losses: list[tuple[int, float]]
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup(cfg: TrainConfig) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    want = cfg.run.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device='cuda': no CUDA device is visible; use run.device=cpu or auto")
+    use_cuda = want == "cuda" or (want == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return _Dist(rank, world, device)
+
+
+def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
+    """Steps per epoch and the run's lengths; one line naming the fix when the data is too small."""
+    global_batch = cfg.data.batch_size * world_size
+    ipe = num_samples // global_batch
+    if ipe < 1:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size}: the training split has {num_samples} samples, "
+                          f"fewer than one global batch of {global_batch}; lower data.batch_size")
+    opt = cfg.optimization
+    schedule_steps = int(ipe * opt.epochs * opt.ipe_scale)
+    run_steps = ipe * opt.epochs if cfg.run.max_steps is None else min(cfg.run.max_steps, ipe * opt.epochs)
+    return Plan(ipe, schedule_steps, run_steps, int(opt.warmup_epochs * ipe), global_batch)
+
+
+def masks_for_step(cfg: TrainConfig, grid: tuple[int, int], step: int, global_batch: int, rank: int,
+                   device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+    """This rank's slice of the global batch's masks, a pure function of (seed, step)."""
+    rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])
+    mask_cfg = cfg.mask.to_mask_config()
+    if grid[0] == 1:
+        batch = sample_masks_1d(grid[1], mask_cfg, rng, global_batch)
+    else:
+        batch = sample_masks(grid, mask_cfg, rng, global_batch)
+    per_rank = cfg.data.batch_size
+    lo, hi = rank * per_rank, (rank + 1) * per_rank
+
+    def take(masks: list[np.ndarray[Any, Any]]) -> list[Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
+
+    return take(batch.context), take(batch.targets)
+
+
+def _build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA, tuple[int, int]]:
+    kind, shape = spec
+    m = cfg.model
+    if kind == "sequence":
+        seq_len, input_dim = shape
+        encoder, predictor = build_sequence_jepa(input_dim, seq_len, preset=m.preset, depth=m.depth, pred_depth=m.pred_depth,
+                                                 pred_emb_dim=m.pred_emb_dim, depth_rescale=m.depth_rescale)
+        return JEPA(encoder, predictor), (1, seq_len)
+    channels = shape[0]
+    img_encoder, img_predictor = build_image_jepa(
+        m.preset, img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=channels, depth=m.depth,
+        pred_depth=m.pred_depth, pred_emb_dim=m.pred_emb_dim, depth_rescale=m.depth_rescale)
+    return JEPA(img_encoder, img_predictor), cfg.grid()
+
+
+def _resume_path(cfg: TrainConfig, folder: Path) -> Path | None:
+    if cfg.run.resume == "never":
+        return None
+    if cfg.run.resume != "auto":
+        path = Path(cfg.run.resume)
+        if not path.is_file():
+            raise CheckpointError(f"run.resume={cfg.run.resume!r}: no such checkpoint file; give a path, auto or never")
+        return path
+    found = list_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
+def train(cfg: TrainConfig, *, progress: bool = True,
+          on_log: Callable[[dict[str, float]], None] | None = None) -> TrainingSummary:
+    """Train (or resume) the run described by ``cfg``; returns when the run's steps are done.
+
+    Raises:
+        ConfigError, CheckpointError, DataError: bad input, one line each.
+        TrainingDiverged: a NaN or infinite loss (nothing is written after it).
+    """
+    env = _setup(cfg)
+    out = Path(cfg.run.out_dir)
+    ckpt_dir = out / "checkpoints"
+    if env.is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.run.seed)
+    random.seed(cfg.run.seed)
+    np.random.seed(cfg.run.seed % 2**32)
+
+    dataset = build_dataset(cfg)
+    model, grid = _build_model(cfg, input_spec(dataset))
+    model.to(env.device)
+    opt_cfg = cfg.optimization
+    optimizer = make_optimizer([model.encoder, model.predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
+    plan = make_plan(cfg, len(dataset), env.world_size)
+    lr_at = WarmupCosineLR(opt_cfg.start_lr, opt_cfg.lr, opt_cfg.final_lr, plan.warmup_steps, plan.schedule_steps)
+    wd_at = CosineWeightDecay(opt_cfg.weight_decay, opt_cfg.final_weight_decay, plan.schedule_steps)
+    momentum_at = MomentumSchedule(opt_cfg.ema[0], opt_cfg.ema[1], plan.schedule_steps)
+    step_cfg = StepConfig(loss=opt_cfg.loss, var_weight=opt_cfg.var_weight, cov_weight=opt_cfg.cov_weight,
+                          grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
+
+    start = 0
+    resume_from = _resume_path(cfg, ckpt_dir)
+    if resume_from is not None:
+        state = load_training_checkpoint(resume_from, encoder=model.encoder, predictor=model.predictor,
+                                         target_encoder=model.target_encoder, optimizer=optimizer)
+        if state.global_batch != plan.global_batch:
+            raise CheckpointError(
+                f"{resume_from} was trained with a global batch of {state.global_batch} "
+                f"(per-process batch x processes), this run has {plan.global_batch}; the schedules and data "
+                f"order depend on it: set data.batch_size={state.global_batch // env.world_size} or start a new "
+                "run (run.resume=never, or another run.out_dir)")
+        start = state.step
+        set_rng_state(state.rng)
+    if env.world_size > 1:
+        ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
+        model.encoder = cast(Any, DistributedDataParallel(model.encoder, **ddp_args))
+        model.predictor = cast(Any, DistributedDataParallel(model.predictor, **ddp_args))
+    if cfg.run.compile:
+        for name in ("encoder", "predictor", "target_encoder"):
+            setattr(model, name, torch.compile(getattr(model, name), dynamic=True))
+
+    logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
+                       progress=progress) if env.is_main else None
+    if env.is_main:
+        save_config(cfg, out / "config.yaml")
+    config_dict = config_to_dict(cfg)
+    batches = EpochBatches(len(dataset), plan.global_batch, cfg.run.seed)
+    losses: list[tuple[int, float]] = []
+    last_ckpt: Path | None = resume_from
+    step = start
+    window_start, window_steps = time.perf_counter(), 0
+    throughput = 0.0
+
+    def save(step_done: int, loss_value: float) -> Path | None:
+        bad = [n for n, p in model.encoder.named_parameters() if not bool(torch.isfinite(p).all())]
+        bad += [n for n, p in model.predictor.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingDiverged(
+                f"weights are not finite at step {step_done} (first: {bad[0]}); not saving them; the last good "
+                f"checkpoint is {last_ckpt if last_ckpt is not None else 'none'}")
+        path = checkpoint_path(ckpt_dir, step_done)
+        if env.is_main:
+            save_training_checkpoint(
+                path, encoder=model.encoder, predictor=model.predictor, target_encoder=model.target_encoder,
+                optimizer=optimizer, step=step_done, epoch=step_done // plan.iterations_per_epoch,
+                config=config_dict, global_batch=plan.global_batch, world_size=env.world_size, loss=loss_value)
+            prune_checkpoints(ckpt_dir, cfg.run.keep_checkpoints)
+        return path
+
+    try:
+        while step < plan.run_steps:
+            epoch, first = divmod(step, plan.iterations_per_epoch)
+            order = batches.indices(epoch, first, env.rank, env.world_size)
+            for images in make_loader(dataset, order, cfg.data.num_workers, cfg.run.seed, epoch):
+                images = images.to(env.device, non_blocking=True)
+                menc, mpred = masks_for_step(cfg, grid, step, plan.global_batch, env.rank, env.device)
+                lr, wd, momentum = lr_at(step), wd_at(step), momentum_at(step)
+                apply_schedules(optimizer, lr, wd)
+                result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg)
+                loss = result.loss.detach().clone()
+                if env.world_size > 1:
+                    dist.all_reduce(loss)
+                    loss /= env.world_size
+                value = float(loss)
+                step += 1
+                window_steps += 1
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss is {value} at step {step}; the last good checkpoint is "
+                        f"{last_ckpt if last_ckpt is not None else 'none (no checkpoint was written yet)'}; "
+                        "lower optimization.lr, set optimization.grad_clip, or resume from it")
+                losses.append((step, value))
+                if step % cfg.run.log_every == 0 or step == plan.run_steps:
+                    now = time.perf_counter()
+                    throughput = window_steps * plan.global_batch / max(now - window_start, 1e-9)
+                    window_start, window_steps = now, 0
+                    row = {"step": float(step), "epoch": float(epoch), "loss": value,
+                           "prediction_loss": float(result.prediction_loss), "regulariser": float(result.regulariser),
+                           "lr": lr, "weight_decay": wd, "momentum": momentum, "images_per_s": throughput}
+                    if logger is not None:
+                        logger.log(row)
+                    if on_log is not None:
+                        on_log(row)
+                elif logger is not None:
+                    logger.tick()
+                if step % cfg.run.checkpoint_every == 0 or step == plan.run_steps:
+                    last_ckpt = save(step, value)
+                if step >= plan.run_steps:
+                    break
+    finally:
+        if logger is not None:
+            logger.close()
+    if env.is_main and logger is not None:
+        logger.plot(out / "curves.png")
+    if dist.is_initialized():
+        dist.barrier()
+    return TrainingSummary(out, step, start, last_ckpt, losses, throughput)
+

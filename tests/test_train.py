@@ -1,0 +1,111 @@
+"""End-to-end training on digits: a run, its files, exact resume, NaN guard, refusals."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from jepa_torch import train as train_module
+from jepa_torch.checkpoint import CheckpointError
+from jepa_torch.config import DataConfig, MaskSection, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from jepa_torch.resume import list_checkpoints, load_training_checkpoint
+from jepa_torch.step import StepResult
+from jepa_torch.train import TrainingDiverged, train
+
+
+def tiny_config(out: Path, **run: object) -> TrainConfig:
+    """A ViT of 2 blocks on 16 px digits (a 4x4 patch grid): a step costs milliseconds."""
+    return TrainConfig(
+        model=ModelConfig(preset="vit_tiny", depth=2, patch_size=4, pred_depth=1, pred_emb_dim=48),
+        data=DataConfig(img_size=16, batch_size=16, holdout_fraction=0.5),
+        mask=MaskSection(num_targets=2, target_scale=(0.1, 0.25), context_scale=(0.85, 1.0), min_keep=2),
+        optimization=OptimConfig(epochs=2, warmup_epochs=0.5, lr=1e-3),
+        run=RunConfig(out_dir=str(out), device="cpu", log_every=1, checkpoint_every=4, keep_checkpoints=2,
+                      monitor_every=0, tensorboard=False, **run),  # type: ignore[arg-type]
+    )
+
+
+def _logged(out: Path) -> list[tuple[int, float]]:
+    with (out / "log.csv").open() as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+def test_run_writes_config_log_checkpoints_and_curves(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path / "run", max_steps=10)
+    summary = train(cfg, progress=False)
+    out = tmp_path / "run"
+    assert summary.steps == 10 and len(summary.losses) == 10
+    assert all(torch.isfinite(torch.tensor(v)) for _, v in summary.losses)
+    assert (out / "config.yaml").is_file() and (out / "curves.png").stat().st_size > 1000
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [8, 10]  # keep_checkpoints=2
+    assert [s for s, _ in _logged(out)] == list(range(1, 11))
+
+
+def test_resume_reproduces_the_uninterrupted_losses_bit_for_bit(tmp_path: Path) -> None:
+    whole = train(tiny_config(tmp_path / "whole", max_steps=9), progress=False).losses
+    first = train(tiny_config(tmp_path / "split", max_steps=4), progress=False)
+    assert first.steps == 4
+    second = train(tiny_config(tmp_path / "split", max_steps=9), progress=False)
+    assert second.resumed_from == 4
+    assert first.losses + second.losses == whole  # exact float equality, step by step
+    assert _logged(tmp_path / "split") == whole  # the CSV has no duplicated or missing rows
+
+
+def test_resume_with_another_global_batch_is_refused(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "run", max_steps=4), progress=False)
+    cfg = tiny_config(tmp_path / "run", max_steps=8)
+    cfg = replace(cfg, data=replace(cfg.data, batch_size=8))
+    with pytest.raises(CheckpointError, match="global batch of 16"):
+        train(cfg, progress=False)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_step = train_module.train_step
+    calls = {"n": 0}
+
+    def poisoned(*args: object, **kwargs: object) -> StepResult:
+        calls["n"] += 1
+        result = real_step(*args, **kwargs)  # type: ignore[arg-type]
+        if calls["n"] == 6:
+            return replace(result, loss=torch.tensor(float("nan")))
+        return result
+
+    monkeypatch.setattr(train_module, "train_step", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"at step 6; the last good checkpoint is .*step_00000004\.pt"):
+        train(tiny_config(out, max_steps=10), progress=False)
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [4]
+    cfg = tiny_config(out)
+    from jepa_torch.train import _build_model  # the same architecture, to load into
+    from jepa_torch.data import build_dataset, input_spec
+
+    model, _ = _build_model(cfg, input_spec(build_dataset(cfg)))
+    state = load_training_checkpoint(out / "checkpoints" / "step_00000004.pt", encoder=model.encoder,
+                                     predictor=model.predictor, target_encoder=model.target_encoder, optimizer=None)
+    assert state.step == 4
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights that turn infinite in the optimiser step of a checkpoint step are not saved."""
+    real_step = train_module.train_step
+    calls: list[int] = []
+
+    def corrupting(model, optimizer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_step(model, optimizer, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 8:  # after the update of step 8, whose loss was finite
+            with torch.no_grad():
+                next(model.predictor.parameters()).fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(train_module, "train_step", corrupting)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"weights are not finite at step 8 .*step_00000004\.pt"):
+        train(tiny_config(out, max_steps=10), progress=False)
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [4]
