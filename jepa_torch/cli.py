@@ -41,7 +41,27 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["safetensors", "official"], default="safetensors")
     export.add_argument("--encoder", choices=["target", "context"], default="target",
                         help="target: the EMA encoder I-JEPA evaluates (default)")
+    ev = sub.add_parser("eval", help="linear probe and kNN of a checkpoint's frozen features on held-out data")
+    ev.add_argument("--checkpoint", required=True, help="a training checkpoint of this project")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--seed", type=int, default=0, help="seeds the probe's cross-validation folds")
+    ev.add_argument("--no-baselines", action="store_true", help="skip random-init and raw-pixel baselines")
+    ev.add_argument("--pca", help="also write a PNG of the held-out target features' 2-D PCA, coloured by label")
     return parser
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_checkpoint, format_table
+
+    report = evaluate_checkpoint(args.checkpoint, seed=args.seed, device=args.device, baselines=not args.no_baselines)
+    print(f"held-out evaluation of {args.checkpoint} (step {report.step})")
+    print(format_table(report.rows))
+    if args.pca:
+        from .plots import plot_feature_pca
+
+        plot_feature_pca(report.test_features, report.test_labels, args.pca)
+        print(f"wrote {args.pca}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -79,13 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .evaluate import EvaluationError
     from .train import TrainingDiverged
 
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "eval":
+            return _eval(args)
         return _export(args)
-    except (ConfigError, CheckpointError, DataError) as exc:
+    except (ConfigError, CheckpointError, DataError, EvaluationError) as exc:
         print(f"jepa-torch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as exc:

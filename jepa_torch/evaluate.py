@@ -13,13 +13,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-__all__ = ["ProbeResult", "extract_features", "format_table", "knn_accuracy", "linear_probe_accuracy", "probe"]
+__all__ = ["EvalReport", "EvaluationError", "ProbeResult", "evaluate_checkpoint", "extract_features", "format_table", "knn_accuracy",
+           "linear_probe_accuracy", "probe"]
+
+class EvaluationError(ValueError):
+    """A checkpoint or dataset that cannot be evaluated; the message says why."""
+
 
 C_GRID = tuple(float(c) for c in np.logspace(-3, 2, 6))
 
@@ -94,3 +101,59 @@ def format_table(rows: Sequence[ProbeResult]) -> str:
     lines = [f"{'features':34s} {'dim':>5s} {'linear probe':>13s} {'kNN (k=20)':>11s}"]
     lines += [f"{r.name:34s} {r.dim:5d} {100 * r.linear:12.2f}% {100 * r.knn:10.2f}%" for r in rows]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Probe results of a checkpoint and its baselines, plus the held-out features for plots."""
+
+    rows: list[ProbeResult]
+    test_features: NDArray[np.float64]
+    test_labels: NDArray[np.int64]
+    step: int
+
+
+def _inputs(dataset: Any) -> tuple[Tensor, NDArray[np.int64]]:
+    if dataset.labels is None:
+        raise EvaluationError("evaluation needs labels; this dataset has none (sequences without labels)")
+    x = torch.stack([dataset[(0, 0, i)] for i in range(len(dataset))])
+    return x, dataset.labels.numpy().astype(np.int64)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, *, seed: int = 0, device: str = "cpu",
+                        baselines: bool = True) -> EvalReport:
+    """Probe the checkpoint's target and context encoders, and (``baselines``) the same architecture at
+    random initialisation and the raw inputs, on the run's held-out split.
+
+    The run's config is read from the checkpoint, so the split is the one training held out.
+    """
+    from .checkpoint import read_official
+    from .config_io import config_from_dict
+    from .data import build_dataset, input_spec
+    from .export import load_encoder
+    from .train import build_model
+
+    path = Path(checkpoint)
+    ckpt = read_official(path)
+    if "config" not in ckpt:
+        raise EvaluationError(f"{path}: has no run config; evaluate a training checkpoint of this project")
+    cfg = config_from_dict(ckpt["config"])
+    train_x, train_y = _inputs(build_dataset(cfg, "train", augment=False))
+    test_x, test_y = _inputs(build_dataset(cfg, "holdout", augment=False))
+    rows: list[ProbeResult] = []
+    target_test = np.zeros((0, 0))
+    for which, label in (("target", "I-JEPA target encoder"), ("context", "I-JEPA context encoder")):
+        encoder = load_encoder(path, which=which)  # type: ignore[arg-type]
+        tr, te = extract_features(encoder, train_x, device=device), extract_features(encoder, test_x, device=device)
+        rows.append(probe(label, tr, train_y, te, test_y, seed))
+        if which == "target":
+            target_test = te
+    if baselines:
+        torch.manual_seed(cfg.run.seed)
+        model, _ = build_model(cfg, input_spec(build_dataset(cfg, "holdout", augment=False)))
+        tr = extract_features(model.encoder, train_x, device=device)
+        te = extract_features(model.encoder, test_x, device=device)
+        rows.append(probe("same ViT, random init", tr, train_y, te, test_y, seed))
+        rows.append(probe("raw pixels", train_x.flatten(1).double().numpy(), train_y,
+                          test_x.flatten(1).double().numpy(), test_y, seed))
+    return EvalReport(rows, target_test, test_y, int(ckpt.get("step", 0)))

@@ -13,12 +13,14 @@ fixed batch's pooled features can:
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 
-__all__ = ["CollapseStats", "collapse_stats", "feature_std", "rankme", "warn_threshold"]
+__all__ = ["CollapseStats", "FixedBatchMonitor", "collapse_stats", "feature_std", "rankme", "warn_threshold"]
 
 
 def rankme(features: Tensor, eps: float = 1e-7) -> float:
@@ -59,3 +61,33 @@ def warn_threshold(dim: int) -> float:
 def collapse_stats(features: Tensor) -> CollapseStats:
     """Both monitors of pooled ``(N, D)`` features."""
     return CollapseStats(rankme(features), feature_std(features), int(features.shape[-1]))
+
+
+class FixedBatchMonitor:
+    """The monitors on one fixed batch of un-augmented training inputs, for the whole run.
+
+    Args:
+        dataset: a split indexed by ``(seed, epoch, index)`` (``jepa_torch.data``), un-augmented.
+        device: where the encoder runs.
+        size: how many inputs (the first ``size`` of the split).
+    """
+
+    def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512) -> None:
+        n = min(size, len(dataset))  # type: ignore[arg-type]
+        self.inputs = torch.stack([dataset[(0, 0, i)] for i in range(n)]).to(device)
+        self.warned = False
+
+    @torch.no_grad()
+    def measure(self, encoder: nn.Module, step: int) -> dict[str, float]:
+        """``{"rankme": ..., "feature_std": ...}`` of the encoder's pooled tokens; warns once on collapse."""
+        was_training = encoder.training
+        encoder.eval()
+        features = torch.cat([encoder(c).float().mean(dim=1) for c in torch.split(self.inputs, 256)])  # (n, D)
+        encoder.train(was_training)
+        stats = collapse_stats(features)
+        if stats.collapsing and not self.warned:
+            self.warned = True
+            print(f"warning: step {step}: representations are collapsing (RankMe {stats.rankme:.1f} of "
+                  f"{stats.dim} dims, feature std {stats.feature_std:.3g}); see docs/evaluation.md for remedies",
+                  file=sys.stderr)
+        return {"rankme": stats.rankme, "feature_std": stats.feature_std}

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from jepa_core.masks import Grid, MaskBatch
 
-__all__ = ["plot_training_curves", "render_masks"]
+__all__ = ["plot_feature_pca", "plot_training_curves", "render_masks"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -134,6 +134,26 @@ def plot_training_curves(rows: Sequence[dict[str, float]], path: str | Path) -> 
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_feature_pca(features: NDArray[np.floating], labels: NDArray[np.integer], path: str | Path,
+                     title: str = "held-out target-encoder features, PCA") -> None:
+    """Write a PNG of the first two principal components of ``(N, D)`` features, coloured by label."""
+    plt = _pyplot()
+    x = np.asarray(features, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T  # (N, 2)
+    explained = (s[:2] ** 2) / max(float((s**2).sum()), 1e-12)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=9, alpha=0.85)
+    ax.legend(*points.legend_elements(), title="label", fontsize=7, loc="best", markerscale=0.8)
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

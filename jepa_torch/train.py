@@ -39,6 +39,7 @@ from .config_io import config_to_dict, save_config
 from .data import EpochBatches, build_dataset, input_spec, make_loader
 from .runlog import RunLogger
 from .models import build_image_jepa, build_sequence_jepa
+from .monitor import FixedBatchMonitor
 from .optim import apply_schedules, make_optimizer
 from .resume import (
     checkpoint_path,
@@ -50,7 +51,7 @@ from .resume import (
 )
 from .step import JEPA, StepConfig, train_step
 
-__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "masks_for_step", "train"]
+__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "masks_for_step", "train"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -138,7 +139,8 @@ def masks_for_step(cfg: TrainConfig, grid: tuple[int, int], step: int, global_ba
     return take(batch.context), take(batch.targets)
 
 
-def _build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA, tuple[int, int]]:
+def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA, tuple[int, int]]:
+    """The run's networks at initialisation (from the current torch seed) and the token grid."""
     kind, shape = spec
     m = cfg.model
     if kind == "sequence":
@@ -183,7 +185,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     np.random.seed(cfg.run.seed % 2**32)
 
     dataset = build_dataset(cfg)
-    model, grid = _build_model(cfg, input_spec(dataset))
+    model, grid = build_model(cfg, input_spec(dataset))
     model.to(env.device)
     opt_cfg = cfg.optimization
     optimizer = make_optimizer([model.encoder, model.predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
@@ -217,6 +219,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
+    monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device)
+               if env.is_main and cfg.run.monitor_every else None)
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
@@ -273,6 +277,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                     row = {"step": float(step), "epoch": float(epoch), "loss": value,
                            "prediction_loss": float(result.prediction_loss), "regulariser": float(result.regulariser),
                            "lr": lr, "weight_decay": wd, "momentum": momentum, "images_per_s": throughput}
+                    if monitor is not None and (step % cfg.run.monitor_every == 0 or step == plan.run_steps):
+                        row.update(monitor.measure(model.target_encoder, step))
                     if logger is not None:
                         logger.log(row)
                     if on_log is not None:

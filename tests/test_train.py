@@ -82,10 +82,10 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         train(tiny_config(out, max_steps=10), progress=False)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [4]
     cfg = tiny_config(out)
-    from jepa_torch.train import _build_model  # the same architecture, to load into
+    from jepa_torch.train import build_model  # the same architecture, to load into
     from jepa_torch.data import build_dataset, input_spec
 
-    model, _ = _build_model(cfg, input_spec(build_dataset(cfg)))
+    model, _ = build_model(cfg, input_spec(build_dataset(cfg)))
     state = load_training_checkpoint(out / "checkpoints" / "step_00000004.pt", encoder=model.encoder,
                                      predictor=model.predictor, target_encoder=model.target_encoder, optimizer=None)
     assert state.step == 4
