@@ -25,7 +25,6 @@ without an image extension are not images to ImageFolder and are ignored.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -33,15 +32,14 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .config import TrainConfig
+from .transforms import official_transforms
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "SPLIT_SEED",
     "DataError",
     "EpochBatches",
@@ -51,12 +49,9 @@ __all__ = [
     "digits_splits",
     "input_spec",
     "make_loader",
-    "official_transforms",
     "sample_seed",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_SEED = 0
 """Seeds the train / held-out split of every dataset (independent of ``run.seed``)."""
 
@@ -81,74 +76,6 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The torch seed of one sample's augmentation: a pure function of ``(seed, epoch, index)``."""
     lo, hi = np.random.SeedSequence([seed % 2**64, epoch % 2**64, index % 2**64, _AUGMENT]).generate_state(2)
     return int(lo) | int(hi) << 32
-
-
-# ----------------------------------------------------------------------------- transforms
-
-
-class GaussianBlur:
-    """The official blur: with probability ``p``, radius uniform in ``[radius_min, radius_max]``.
-
-    Draws from torch's global RNG (seeded per sample); PIL images use PIL's filter,
-    tensors ``(C, H, W)`` torchvision's with the radius as sigma.
-    """
-
-    def __init__(self, p: float = 0.5, radius_min: float = 0.1, radius_max: float = 2.0) -> None:
-        self.p, self.radius_min, self.radius_max = p, radius_min, radius_max
-
-    def __call__(self, img: Any) -> Any:
-        if float(torch.rand(())) >= self.p:
-            return img
-        radius = self.radius_min + float(torch.rand(())) * (self.radius_max - self.radius_min)
-        if isinstance(img, Tensor):
-            from torchvision.transforms import functional as TF
-
-            kernel = min(2 * math.ceil(3 * radius) + 1, (min(img.shape[-2:]) - 1) | 1)
-            return TF.gaussian_blur(img, [kernel, kernel], [radius, radius])
-        return img.filter(ImageFilter.GaussianBlur(radius=radius))
-
-
-def official_transforms(img_size: int, crop_scale: tuple[float, float] = (0.3, 1.0), horizontal_flip: bool = False,
-                        color_jitter: float = 0.0, gaussian_blur: bool = False, *, from_pil: bool = True,
-                        augment: bool = True) -> Callable[[Any], Tensor]:
-    """The official pre-training transforms, or the evaluation ones (``augment=False``).
-
-    Training: random resized crop to ``img_size`` (area ``crop_scale``), optional horizontal
-    flip, optional colour distortion of strength ``s = color_jitter`` (brightness, contrast,
-    saturation ``0.8 s``, hue ``0.2 s``, applied with p=0.8, then grayscale with p=0.2),
-    optional Gaussian blur (p=0.5, radius 0.1-2), then ImageNet normalisation. Evaluation:
-    resize to ``img_size * 256 / 224``, centre crop ``img_size`` (PIL input; a tensor input is
-    already at size), normalise.
-
-    Args:
-        img_size: the output side.
-        crop_scale, horizontal_flip, color_jitter, gaussian_blur: the ``data.*`` fields.
-        from_pil: input is a PIL image (``ToTensor`` is inserted); otherwise a float tensor
-            ``(3, H, W)`` in ``[0, 1]``.
-        augment: the training pipeline; False for evaluation.
-
-    Returns:
-        A callable mapping one input to a float32 tensor ``(3, img_size, img_size)``.
-    """
-    import torchvision.transforms as T
-
-    steps: list[Callable[[Any], Any]] = []
-    if augment:
-        steps.append(T.RandomResizedCrop(img_size, scale=crop_scale))
-        if horizontal_flip:
-            steps.append(T.RandomHorizontalFlip())
-        if color_jitter > 0:
-            s = color_jitter
-            steps += [T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
-                      T.RandomGrayscale(p=0.2)]
-        if gaussian_blur:
-            steps.append(GaussianBlur())
-    elif from_pil:
-        steps += [T.Resize(img_size * 256 // 224), T.CenterCrop(img_size)]
-    if from_pil:
-        steps.append(T.ToTensor())
-    steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
-    return T.Compose(steps)  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -180,8 +107,8 @@ class JepaDataset(Dataset[Tensor]):
         item = self._load(int(self.indices[index]))
         if self.transform is None:
             return item  # type: ignore[no-any-return]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(seed, epoch, index))
+        with torch.random.fork_rng(devices=[]):  # saves and restores the CPU generator only
+            torch.default_generator.manual_seed(sample_seed(seed, epoch, index))  # not torch.manual_seed: CUDA's stays
             return self.transform(item)
 
     def sample(self, index: int, seed: int = 0, epoch: int = 0) -> Tensor:
@@ -199,10 +126,14 @@ class DigitsDataset(JepaDataset):
         self.labels = torch.from_numpy(labels[indices])
         self.spec = ("image", (3, img_size, img_size))
 
-    def _load(self, position: int) -> Tensor:
-        x = torch.from_numpy(self.images[position])[None, None]  # (1, 1, 8, 8)
+    def upsampled(self, positions: np.ndarray[Any, Any]) -> Tensor:
+        """Digits at ``positions`` of the whole set, ``(n, 3, S, S)`` in ``[0, 1]``, not normalised."""
+        x = torch.from_numpy(self.images[positions])[:, None]  # (n, 1, 8, 8)
         x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
-        return x[0].repeat(3, 1, 1)  # (3, S, S)
+        return x.repeat(1, 3, 1, 1)  # (n, 3, S, S)
+
+    def _load(self, position: int) -> Tensor:
+        return self.upsampled(np.array([position]))[0]
 
 
 class ImageFolderDataset(JepaDataset):
@@ -218,11 +149,13 @@ class ImageFolderDataset(JepaDataset):
     def _load(self, position: int) -> Image.Image:
         path = self.samples[position][0]
         try:
-            with open(path, "rb") as f:
-                return Image.open(f).convert("RGB")
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except UnidentifiedImageError:
+            reason = "not image data PIL can identify"
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataError(f"{path}: cannot read this image ({reason}); remove or replace the file") from None
+        raise DataError(f"{path}: cannot read this image ({reason}); remove or replace the file")
 
 
 class SequenceDataset(JepaDataset):
@@ -288,7 +221,8 @@ def _load_sequences(file: str) -> np.ndarray[Any, Any]:
         array = array[:, :, None]
     if array.ndim != 3 or 0 in array.shape:
         raise DataError(f"{file}: shape {array.shape}; expected (N, T, input_dim) or (N, T), all sizes >= 1")
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: reported below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     finite = np.isfinite(array).all(axis=(1, 2))
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -354,9 +288,8 @@ def digits_splits(img_size: int = 32, holdout_fraction: float = 0.2) -> tuple[Te
     out: list[Tensor] = []
     for part in _split(len(labels), holdout_fraction, labels):
         ds = DigitsDataset(part, img_size, tf)
-        images = [ds.sample(i) for i in range(len(ds))]
         assert ds.labels is not None
-        out += [torch.stack(images) if images else torch.empty(0, 3, img_size, img_size), ds.labels]
+        out += [tf(ds.upsampled(part)), ds.labels]  # at once: equal to stacking ds.sample(i)
     return out[0], out[1], out[2], out[3]
 
 
@@ -440,7 +373,12 @@ def make_loader(dataset: JepaDataset, batch_indices: Sequence[Sequence[int]], nu
     keys = [[(seed, epoch, int(i)) for i in batch] for batch in batch_indices]
     loader = DataLoader(dataset, batch_sampler=keys, num_workers=num_workers, collate_fn=_stack,
                         pin_memory=pin_memory)
+    batches = iter(loader)
     try:
-        yield from loader
+        yield from batches
     except DataError as exc:
         raise DataError(_one_line(exc)) from None
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
