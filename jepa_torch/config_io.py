@@ -22,7 +22,7 @@ import re
 import tempfile
 import types
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -348,7 +348,6 @@ def _plain(value: Any) -> Any:
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain data in our layout (tuples as lists): YAML- and checkpoint-friendly; inverse of :func:`config_from_dict`."""
-    assert is_dataclass(cfg)
     out: dict[str, Any] = _plain(asdict(cfg))
     return out
 
