@@ -11,8 +11,10 @@ predictions leave as ``(Mt * Mx * B, Kt, D)``, row ``t * Mx * B + c * B + b`` pr
 The official code builds that with ``x.repeat(Mt, 1, 1)`` and ``repeat_interleave_batch``; here one
 broadcasting concatenation makes the same tensor with one copy.
 
-The official predictor normalises all tokens and then drops the context ones; LayerNorm acts per
-token, so we drop first and normalise only the predictions (same values, less work).
+The official predictor runs every block on all tokens, normalises them all and then drops the
+context ones. Only target rows leave, so the last block here computes only them (context tokens
+still give its keys and values; see ``Block.forward(keep_from=...)``) and only they are normalised:
+same values, less work (row-wise LayerNorm, MLP and projections).
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ class Predictor(nn.Module):
         ctx = ctx.view(1, mx, B, kc, dp).expand(mt, mx, B, kc, dp)  # (Mt, Mx, B, Kc, Dp)
         tgt = tgt.view(mt, 1, B, kt, dp).expand(mt, mx, B, kt, dp)  # (Mt, Mx, B, Kt, Dp)
         z = torch.cat([ctx, tgt], dim=3).view(mt * mx * B, kc + kt, dp)  # (Mt*Mx*B, Kc+Kt, Dp)
-        for blk in self.predictor_blocks:
+        blocks = list(self.predictor_blocks)
+        for blk in blocks[:-1]:
             z = blk(z)
-        z = self.predictor_norm(z[:, kc:])  # (Mt*Mx*B, Kt, Dp)
+        # Only the target rows leave the predictor: the last block computes just those.
+        z = blocks[-1](z, keep_from=kc) if blocks else z[:, kc:]  # (Mt*Mx*B, Kt, Dp)
+        z = self.predictor_norm(z)  # (Mt*Mx*B, Kt, Dp)
         out: torch.Tensor = self.predictor_proj(z)  # (Mt*Mx*B, Kt, D)
         return out

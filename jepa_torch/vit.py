@@ -155,13 +155,30 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attend over the tokens: ``(B, N, D) -> (B, N, D)``."""
+    def forward(self, x: torch.Tensor, queries_from: int | None = None) -> torch.Tensor:
+        """Attend over the tokens: ``(B, N, D) -> (B, N, D)``.
+
+        Args:
+            x: tokens ``(B, N, D)``.
+            queries_from: if given, only tokens ``queries_from:`` ask queries (all ``N`` still give
+                keys and values) and the result is ``(B, N - queries_from, D)``: the same rows as
+                ``forward(x)[:, queries_from:]``, without computing the others.
+        """
         B, N, D = x.shape
-        qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim)  # (B, N, 3, h, hd)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, hd)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, hd)
-        y = y.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
+        if queries_from is None:
+            qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim)  # (B, N, 3, h, hd)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, hd)
+            nq = N
+        else:
+            w, b = self.qkv.weight, self.qkv.bias  # (3D, D), (3D,): rows q | k | v
+            nq = N - queries_from
+            q = F.linear(x[:, queries_from:], w[:D], None if b is None else b[:D])  # (B, Nq, D)
+            q = q.view(B, nq, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, Nq, hd)
+            kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, N, 2D)
+            kv = kv.view(B, N, 2, self.num_heads, self.head_dim)  # (B, N, 2, h, hd)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, hd)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, Nq, hd)
+        y = y.transpose(1, 2).reshape(B, nq, D)  # (B, Nq, D)
         out: torch.Tensor = self.proj(y)
         return out
 
@@ -202,9 +219,17 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, mlp_hidden_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, N, D) -> (B, N, D)``."""
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, keep_from: int | None = None) -> torch.Tensor:
+        """``(B, N, D) -> (B, N, D)``, or ``(B, N - keep_from, D)`` with ``keep_from``.
+
+        ``keep_from`` returns only tokens ``keep_from:``, equal to ``forward(x)[:, keep_from:]``:
+        every token still gives keys and values, but queries, the attention projection and the
+        MLP run on the kept tokens only (a last block whose other outputs are discarded).
+        """
+        if keep_from is None:
+            x = x + self.attn(self.norm1(x))
+        else:
+            x = x[:, keep_from:] + self.attn(self.norm1(x), queries_from=keep_from)  # (B, N-keep_from, D)
         out: torch.Tensor = x + self.mlp(self.norm2(x))
         return out
 
