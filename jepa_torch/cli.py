@@ -47,7 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seeds the probe's cross-validation folds")
     ev.add_argument("--no-baselines", action="store_true", help="skip random-init and raw-pixel baselines")
     ev.add_argument("--pca", help="also write a PNG of the held-out target features' 2-D PCA, coloured by label")
+    demo = sub.add_parser("demo", help="pretrain on the bundled digits, evaluate, write pictures (CPU minutes)")
+    demo.add_argument("--config", default=None, help="default: configs/digits_demo.yaml")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--seeds", type=int, nargs="+", default=[0], help="several seeds: mean and std")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DEFAULT_CONFIG, run_demo, run_seeds
+
+    config = args.config or DEFAULT_CONFIG
+    if len(args.seeds) == 1:
+        run_demo(config, args.out, args.seeds[0], tuple(args.overrides))
+    else:
+        run_seeds(args.seeds, config, args.out, tuple(args.overrides))
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -107,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "demo":
+            return _demo(args)
         return _export(args)
     except (ConfigError, CheckpointError, DataError, EvaluationError) as exc:
         print(f"jepa-torch: error: {exc}", file=sys.stderr)
