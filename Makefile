@@ -8,7 +8,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 HYPOTHESIS_PROFILE ?= ci
 export HYPOTHESIS_PROFILE
 
-.PHONY: install demo test typecheck unit laws bench clean
+.PHONY: install demo spec-demo test typecheck unit laws bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
+	$(VENV)/bin/jepa-torch demo --out runs/demo
+
+spec-demo: install
 	$(PY) examples/spec_demo.py
 
 typecheck: install
