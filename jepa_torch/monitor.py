@@ -70,12 +70,16 @@ class FixedBatchMonitor:
         dataset: a split indexed by ``(seed, epoch, index)`` (``jepa_torch.data``), un-augmented.
         device: where the encoder runs.
         size: how many inputs (the first ``size`` of the split).
+        warn_after: no collapse warning up to this step (features of a freshly initialised ViT
+            are nearly rank one; they spread once the warm-up has run).
     """
 
-    def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512) -> None:
+    def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512,
+                 warn_after: int = 0) -> None:
         n = min(size, len(dataset))  # type: ignore[arg-type]
         self.inputs = torch.stack([dataset[(0, 0, i)] for i in range(n)]).to(device)
         self.warned = False
+        self.warn_after = warn_after
 
     @torch.no_grad()
     def measure(self, encoder: nn.Module, step: int) -> dict[str, float]:
@@ -85,7 +89,7 @@ class FixedBatchMonitor:
         features = torch.cat([encoder(c).float().mean(dim=1) for c in torch.split(self.inputs, 256)])  # (n, D)
         encoder.train(was_training)
         stats = collapse_stats(features)
-        if stats.collapsing and not self.warned:
+        if stats.collapsing and not self.warned and step > self.warn_after:
             self.warned = True
             print(f"warning: step {step}: representations are collapsing (RankMe {stats.rankme:.1f} of "
                   f"{stats.dim} dims, feature std {stats.feature_std:.3g}); see docs/evaluation.md for remedies",

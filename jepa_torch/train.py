@@ -219,8 +219,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
-    monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device)
-               if env.is_main and cfg.run.monitor_every else None)
+    monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device,
+                                 warn_after=plan.warmup_steps) if env.is_main and cfg.run.monitor_every else None)
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
