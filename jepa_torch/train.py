@@ -15,6 +15,7 @@ Rank 0 alone writes files.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -33,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from jepa_core.masks import sample_masks, sample_masks_1d
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, UnreadableCheckpoint
 from .config import ConfigError, TrainConfig
 from .config_io import config_to_dict, save_config
 from .data import EpochBatches, build_dataset, input_spec, make_loader
@@ -42,6 +43,7 @@ from .models import build_image_jepa, build_sequence_jepa
 from .monitor import FixedBatchMonitor
 from .optim import apply_schedules, make_optimizer
 from .resume import (
+    ResumeState,
     checkpoint_path,
     list_checkpoints,
     load_training_checkpoint,
@@ -49,9 +51,11 @@ from .resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from .step import JEPA, StepConfig, train_step
+from .step import JEPA, StepConfig, compile_model, train_step
 
 __all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "masks_for_step", "train"]
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -155,16 +159,40 @@ def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JE
     return JEPA(img_encoder, img_predictor), cfg.grid()
 
 
-def _resume_path(cfg: TrainConfig, folder: Path) -> Path | None:
+def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
     if cfg.run.resume == "never":
-        return None
+        return []
     if cfg.run.resume != "auto":
         path = Path(cfg.run.resume)
         if not path.is_file():
             raise CheckpointError(f"run.resume={cfg.run.resume!r}: no such checkpoint file; give a path, auto or never")
-        return path
-    found = list_checkpoints(folder)
-    return found[-1][1] if found else None
+        return [path]
+    return [path for _, path in reversed(list_checkpoints(folder))]
+
+
+def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA,
+                 optimizer: torch.optim.Optimizer) -> tuple[Path, ResumeState] | None:
+    """Load the checkpoint to resume from into the model and optimiser.
+
+    With ``run.resume=auto`` an unreadable newest file (truncated, corrupt) is skipped with a
+    one-line warning and the next newer one is tried; a readable file that does not fit still stops
+    the run. A named file (``run.resume=<path>``) must load.
+    """
+    candidates = _resume_candidates(cfg, folder)
+    for path in candidates:
+        try:
+            state = load_training_checkpoint(path, encoder=model.encoder, predictor=model.predictor,
+                                             target_encoder=model.target_encoder, optimizer=optimizer)
+        except UnreadableCheckpoint as exc:
+            if cfg.run.resume != "auto":
+                raise
+            log.warning("run.resume=auto: skipping an unreadable checkpoint: %s", exc)
+            continue
+        return path, state
+    if candidates and cfg.run.resume == "auto":
+        raise CheckpointError(f"run.resume=auto: no checkpoint in {folder} is readable (newest: {candidates[0].name}); "
+                              "move them away to start again, or give run.resume=<path>")
+    return None
 
 
 def train(cfg: TrainConfig, *, progress: bool = True,
@@ -197,10 +225,10 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                           grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
 
     start = 0
-    resume_from = _resume_path(cfg, ckpt_dir)
-    if resume_from is not None:
-        state = load_training_checkpoint(resume_from, encoder=model.encoder, predictor=model.predictor,
-                                         target_encoder=model.target_encoder, optimizer=optimizer)
+    resumed = _load_resume(cfg, ckpt_dir, model, optimizer)
+    resume_from = None if resumed is None else resumed[0]
+    if resumed is not None:
+        state = resumed[1]
         if state.global_batch != plan.global_batch:
             raise CheckpointError(
                 f"{resume_from} was trained with a global batch of {state.global_batch} "
@@ -209,13 +237,12 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                 "run (run.resume=never, or another run.out_dir)")
         start = state.step
         set_rng_state(state.rng)
+    if cfg.run.compile:
+        compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
     if env.world_size > 1:
         ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
         model.encoder = cast(Any, DistributedDataParallel(model.encoder, **ddp_args))
         model.predictor = cast(Any, DistributedDataParallel(model.predictor, **ddp_args))
-    if cfg.run.compile:
-        for name in ("encoder", "predictor", "target_encoder"):
-            setattr(model, name, torch.compile(getattr(model, name), dynamic=True))
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
