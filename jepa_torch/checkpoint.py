@@ -35,7 +35,9 @@ from .vit import TransformerEncoder, VisionTransformer
 __all__ = [
     "OFFICIAL_MODEL_KEYS",
     "CheckpointError",
+    "CheckpointWriteError",
     "EncoderConfig",
+    "UnreadableCheckpoint",
     "PredictorConfig",
     "atomic_save",
     "infer_predictor_config",
@@ -56,6 +58,14 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message names the key."""
+
+
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (a full disk, no permission); the message names the file and the fix."""
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """The file is not a loadable checkpoint at all (truncated, corrupt, not a torch file, not a dict)."""
 
 
 def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
@@ -256,7 +266,10 @@ def _reason(exc: BaseException) -> str:
             if not detail and i + 1 < len(lines):
                 detail = lines[i + 1]
             return detail.split(". ")[0]
-    return lines[0] if lines else type(exc).__name__
+    first = lines[0].split(". ")[0] if lines else ""
+    if first and isinstance(exc, (RuntimeError, pickle.UnpicklingError)):
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def read_official(source: PathLike | Mapping[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -272,13 +285,13 @@ def read_official(source: PathLike | Mapping[str, Any], map_location: str | torc
         raise CheckpointError(f"checkpoint file not found: {path}; check the path")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(
+    except Exception as exc:  # noqa: BLE001 - garbage bytes make the unpickler raise KeyError, IndexError, ...
+        raise UnreadableCheckpoint(
             f"{path}: not a readable weights-only torch checkpoint ({_reason(exc)}); if it is corrupt, "
             "re-download it; if you trust it, torch.load it yourself and pass the dict"
         ) from exc
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, expected a dict with keys {OFFICIAL_MODEL_KEYS}")
+        raise UnreadableCheckpoint(f"{path}: holds a {type(obj).__name__}, expected a dict with keys {OFFICIAL_MODEL_KEYS}")
     return obj
 
 
@@ -339,21 +352,33 @@ def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
 def atomic_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` to a temporary file in the target's folder, fsync it, then ``os.replace``.
 
-    A reader never sees a half-written file; on failure the temporary file is removed.
+    A reader never sees a half-written file; on failure the temporary file is removed and an
+    existing file at ``path`` is left as it was.
+
+    Raises:
+        CheckpointWriteError: an ``OSError`` while writing (a full disk, no permission), in one line
+            naming the file.
     """
     dest = Path(path)
     if not dest.parent.is_dir():
         raise CheckpointError(f"cannot write {dest}: folder {dest.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            error = CheckpointWriteError(
+                f"cannot write {dest} ({exc.strerror or exc}); nothing under that name was changed; free disk "
+                "space or write elsewhere, then rerun (a training run resumes from its last checkpoint)")
+            error.errno = exc.errno
+            raise error from exc
         raise
     dir_fd = os.open(dest.parent, os.O_RDONLY)
     try:

@@ -129,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError, DataError, EvaluationError) as exc:
         print(f"jepa-torch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a full disk, a missing permission: the environment, not a bug
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        print(f"jepa-torch: error: {lines[0]}", file=sys.stderr)
+        return EXIT_USAGE
     except TrainingDiverged as exc:
         print(f"jepa-torch: training diverged: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
