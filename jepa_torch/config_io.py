@@ -132,7 +132,9 @@ def _coerce(key: str, value: object, tp: Any) -> Any:
 def _unknown(where: str, key: object, valid: Sequence[str], what: str = "key") -> ConfigError:
     close = difflib.get_close_matches(str(key), valid, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
-    return ConfigError(f"{where}{key}: unknown {what}; {hint}valid {what}s: {', '.join(valid)}")
+    name = f"{where}{key}"
+    name = name if name.isprintable() else repr(name)  # a newline in a key must not break the one line
+    return ConfigError(f"{name}: unknown {what}; {hint}valid {what}s: {', '.join(valid)}")
 
 
 def _mapping(where: str, value: object) -> Raw:
@@ -294,7 +296,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     try:
         value = _parse_yaml(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: cannot parse the value ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]  # a ReaderError spans lines
+        raise ConfigError(f"--set {item!r}: cannot parse the value ({problem})") from None
     body = raw.get(section)
     if body is None:
         raw[section] = {key: value}
