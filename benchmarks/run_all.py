@@ -1,7 +1,7 @@
 """Every benchmark in one run: a table on stdout and the rows as JSON.
 
-    python benchmarks/run_all.py                  # CPU, eager, about 5 minutes on 2 threads
-    python benchmarks/run_all.py --quick          # fewer steps and sweep points, about 1 minute
+    python benchmarks/run_all.py                  # CPU, eager, about a minute on 2 idle threads
+    python benchmarks/run_all.py --quick          # fewer steps and sweep points
     python benchmarks/run_all.py --device cuda    # adds ViT-B/16 224 px batch 128 in bf16, with MFU
     python benchmarks/run_all.py --modes eager,compiled   # also torch.compile (minutes of compiling)
 
@@ -106,7 +106,7 @@ def _measure(name: str, argv: list[str]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and sweep points (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and sweep points")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (the official figures used 2)")
     parser.add_argument("--modes", default="eager", help="comma-separated: eager, compiled")
