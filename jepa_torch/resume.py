@@ -29,6 +29,7 @@ __all__ = [
     "list_checkpoints",
     "load_training_checkpoint",
     "prune_checkpoints",
+    "remove_stale_temporaries",
     "rng_state",
     "save_training_checkpoint",
     "set_rng_state",
@@ -36,6 +37,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
+_TEMPORARY = re.compile(r"^\.step_\d{8,}\.pt\..+\.tmp$")  # checkpoint.atomic_save's temporary files
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -55,6 +57,19 @@ def prune_checkpoints(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints."""
     for _, path in list_checkpoints(folder)[:-keep]:
         path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes a crash interrupted; returns their paths.
+
+    Call it only where no write is under way: at the start of the one run that owns ``folder``.
+    """
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if _TEMPORARY.match(p.name))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def rng_state() -> dict[str, Any]:

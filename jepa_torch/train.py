@@ -48,6 +48,7 @@ from .resume import (
     list_checkpoints,
     load_training_checkpoint,
     prune_checkpoints,
+    remove_stale_temporaries,
     save_training_checkpoint,
     set_rng_state,
 )
@@ -208,6 +209,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     ckpt_dir = out / "checkpoints"
     if env.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed % 2**32)

@@ -113,8 +113,9 @@ def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resu
     whole = _logged(tmp_path / "whole")
     assert [s for s, _ in whole] == list(range(1, KILL_STEPS + 1))
     assert _logged(cut) == whole  # exact float equality (repr in the CSV), no missing or duplicated row
-    # temporary files of interrupted writes may remain; resume ignores them and they never look like checkpoints
-    assert [s for s, _ in list_checkpoints(cut / "checkpoints")] == [KILL_STEPS - 1, KILL_STEPS]
+    # the temporary files of interrupted writes are removed when the next run starts
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == [
+        f"step_{KILL_STEPS - 1:08d}.pt", f"step_{KILL_STEPS:08d}.pt"]
 
 
 # --- bad checkpoint files ------------------------------------------------------------------------------------------
@@ -186,6 +187,10 @@ def test_resume_auto_skips_an_unreadable_newest_checkpoint_with_a_warning(
     shutil.copytree(good_run[0], out)
     newest = out / "checkpoints" / "step_00000003.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # as a crash of a copy or a disk would leave it
+    stale = out / "checkpoints" / ".step_00000004.pt.k9zepwe_.tmp"  # as a kill during a write leaves it
+    stale.write_bytes(b"PK\x03\x04 half")
+    notes = out / "checkpoints" / "notes.tmp"
+    notes.write_text("not ours")
     with caplog.at_level(logging.WARNING, logger="jepa_torch.train"):
         summary = train(_config(out, max_steps=3, checkpoint_every=1, keep_checkpoints=3), progress=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -193,6 +198,7 @@ def test_resume_auto_skips_an_unreadable_newest_checkpoint_with_a_warning(
     assert summary.resumed_from == 2
     assert summary.losses == good_run[1][2:]  # step 3 recomputed exactly
     assert int(read_official(newest)["step"]) == 3  # the bad file was replaced by a good one
+    assert not stale.exists() and notes.exists()  # only the trainer's own temporary files are removed
 
 
 def test_resume_auto_with_no_readable_checkpoint_stops(good_run: tuple[Path, list[tuple[int, float]]],
