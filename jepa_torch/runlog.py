@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,13 @@ class RunLogger:
                  progress: bool) -> None:
         self.path = out_dir / "log.csv"
         kept = [r for r in read_log(self.path) if r.get("step", 0) <= start_step]
-        with self.path.open("w", newline="") as f:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as f:  # rewritten aside, then renamed: a kill never truncates it
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             for row in kept:
                 writer.writerow(self._cells(row))
+        os.replace(tmp, self.path)
         self._file = self.path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
         self._tb: Any = None
