@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from jepa_core.masks import sample_masks, sample_masks_1d
+from jepa_core.masks import MaskConfig, sample_masks, sample_masks_1d
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 from .checkpoint import CheckpointError, UnreadableCheckpoint
@@ -126,22 +126,20 @@ def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
     return Plan(ipe, schedule_steps, run_steps, int(opt.warmup_epochs * ipe), global_batch)
 
 
-def masks_for_step(cfg: TrainConfig, grid: tuple[int, int], step: int, global_batch: int, rank: int,
-                   device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, grid: tuple[int, int], step: int, global_batch: int,
+                   rank: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
     """This rank's slice of the global batch's masks, a pure function of (seed, step)."""
     rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])
-    mask_cfg = cfg.mask.to_mask_config()
     if grid[0] == 1:
         batch = sample_masks_1d(grid[1], mask_cfg, rng, global_batch)
     else:
         batch = sample_masks(grid, mask_cfg, rng, global_batch)
-    per_rank = cfg.data.batch_size
-    lo, hi = rank * per_rank, (rank + 1) * per_rank
-
-    def take(masks: list[np.ndarray[Any, Any]]) -> list[Tensor]:
-        return [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
-
-    return take(batch.context), take(batch.targets)
+    lo, hi = rank * cfg.data.batch_size, (rank + 1) * cfg.data.batch_size
+    context, targets = (
+        [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
+        for masks in (batch.context, batch.targets)
+    )
+    return context, targets
 
 
 def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA, tuple[int, int]]:
@@ -254,6 +252,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
     batches = EpochBatches(len(dataset), plan.global_batch, cfg.run.seed)
+    mask_cfg = cfg.mask.to_mask_config()
     losses: list[tuple[int, float]] = []
     last_ckpt: Path | None = resume_from
     step = start
@@ -282,7 +281,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             order = batches.indices(epoch, first, env.rank, env.world_size)
             for images in make_loader(dataset, order, cfg.data.num_workers, cfg.run.seed, epoch):
                 images = images.to(env.device, non_blocking=True)
-                menc, mpred = masks_for_step(cfg, grid, step, plan.global_batch, env.rank, env.device)
+                menc, mpred = masks_for_step(cfg, mask_cfg, grid, step, plan.global_batch, env.rank, env.device)
                 lr, wd, momentum = lr_at(step), wd_at(step), momentum_at(step)
                 apply_schedules(optimizer, lr, wd)
                 result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg)
