@@ -1,8 +1,9 @@
 """jepa_core: the framework-free specification of JEPA training.
 
-The objective, its representation losses, the EMA, the schedules and the mask
-sampler as pure functions over numpy arrays, plus typed Protocols that any
-backend (PyTorch, JAX, MLX ...) implements. Imports numpy and nothing else.
+The objective, its representation losses and regularisers, the EMA, the
+schedules and the mask sampler as pure functions over numpy arrays, plus typed
+Protocols that any backend (PyTorch, JAX, MLX ...) implements. Imports numpy
+and nothing else.
 """
 
 from .backend import Backend as Backend
@@ -38,12 +39,24 @@ from .protocols import Representation as Representation
 from .protocols import RepresentationLoss as RepresentationLoss
 from .protocols import TargetEncoder as TargetEncoder
 from .protocols import TargetIndices as TargetIndices
+from .regularisers import DEFAULT_KNOTS as DEFAULT_KNOTS
+from .regularisers import VICREG_EPS as VICREG_EPS
+from .regularisers import Regulariser as Regulariser
+from .regularisers import epps_pulley as epps_pulley
+from .regularisers import regularised_objective as regularised_objective
+from .regularisers import sigreg as sigreg
+from .regularisers import sigreg_directions as sigreg_directions
+from .regularisers import sigreg_floor as sigreg_floor
+from .regularisers import vicreg_covariance as vicreg_covariance
+from .regularisers import vicreg_variance as vicreg_variance
 from .schedules import CosineWeightDecay as CosineWeightDecay
 from .schedules import MomentumSchedule as MomentumSchedule
 from .schedules import WarmupCosineLR as WarmupCosineLR
 
 __all__ = [
+    "DEFAULT_KNOTS",
     "DEFAULT_MOMENTUM",
+    "VICREG_EPS",
     "Backend",
     "ContextEncoder",
     "CosineWeightDecay",
@@ -55,6 +68,7 @@ __all__ = [
     "MomentumSchedule",
     "Predictor",
     "Reduction",
+    "Regulariser",
     "Representation",
     "RepresentationLoss",
     "Schedule",
@@ -65,6 +79,7 @@ __all__ = [
     "elementwise_loss",
     "ema_closed_form",
     "ema_update",
+    "epps_pulley",
     "gather_tokens",
     "jepa_loss",
     "jepa_loss_blocks",
@@ -72,11 +87,17 @@ __all__ = [
     "mask_config_at",
     "max_context_keep",
     "mean_normalised",
+    "regularised_objective",
     "representation_loss",
     "sample_mask",
     "sample_masks",
     "sample_masks_1d",
+    "sigreg",
+    "sigreg_directions",
+    "sigreg_floor",
     "smooth_l1",
     "squared_l2",
     "validate_masks",
+    "vicreg_covariance",
+    "vicreg_variance",
 ]

@@ -125,3 +125,43 @@ class Backend(Protocol):
         """The weight-decay schedule (cosine from ``start`` to ``end``)."""
         ...
 
+    def vicreg_variance(self, embeddings: Any, gamma: float, eps: float) -> float:
+        """VICReg's variance hinge (see :func:`jepa_core.regularisers.vicreg_variance`).
+
+        Args:
+            embeddings: ``(..., D)`` embeddings, flattened to ``(n, D)``; the suite
+                draws ``n >= 2``.
+            gamma: the target standard deviation.
+            eps: added to each unbiased variance under the square root.
+        """
+        ...
+
+    def vicreg_covariance(self, embeddings: Any) -> float:
+        """VICReg's covariance penalty (see :func:`jepa_core.regularisers.vicreg_covariance`).
+
+        Args:
+            embeddings: ``(..., D)`` embeddings, flattened to ``(n, D)``.
+        """
+        ...
+
+    def sigreg(self, embeddings: Any, directions: Any, knots: Any) -> float:
+        """SIGReg, the mean Epps-Pulley statistic of the projections (see :func:`jepa_core.regularisers.sigreg`).
+
+        Args:
+            embeddings: ``(N, D)`` embeddings.
+            directions: ``(D, M)`` directions; they *must* be used as given (the
+                caller draws unit vectors), never renormalised.
+            knots: ``(T,)`` increasing integration points.
+        """
+        ...
+
+    def sigreg_directions(self, dim: int, num: int, seed: int) -> Any:
+        """The directions the backend's training uses for SIGReg: ``(dim, num)``.
+
+        Each column *must* be a unit vector drawn uniformly on the sphere, and the
+        result *must* be a function of ``(dim, num, seed)`` alone. It *may* differ
+        from :func:`jepa_core.regularisers.sigreg_directions` value for value (a
+        backend may use its own generator).
+        """
+        ...
+

@@ -27,6 +27,7 @@ from .ema import ema_update
 from .loss import Reduction, gather_tokens, jepa_loss_blocks
 from .losses import LossKind, elementwise_loss, layer_norm
 from .protocols import FloatArray, IndexArray
+from .regularisers import sigreg, sigreg_directions, vicreg_covariance, vicreg_variance
 from .schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 __all__ = ["ReferenceBackend", "ReferenceModel", "backend"]
@@ -154,6 +155,18 @@ class ReferenceBackend:
 
     def wd_schedule(self, start: float, end: float, total_steps: int) -> Schedule:
         return CosineWeightDecay(start, end, total_steps)
+
+    def vicreg_variance(self, embeddings: FloatArray, gamma: float, eps: float) -> float:
+        return vicreg_variance(embeddings, gamma, eps)
+
+    def vicreg_covariance(self, embeddings: FloatArray) -> float:
+        return vicreg_covariance(embeddings)
+
+    def sigreg(self, embeddings: FloatArray, directions: FloatArray, knots: FloatArray) -> float:
+        return sigreg(embeddings, directions, knots)
+
+    def sigreg_directions(self, dim: int, num: int, seed: int) -> FloatArray:
+        return sigreg_directions(dim, num, seed)
 
 
 backend = ReferenceBackend()

@@ -61,3 +61,43 @@ def oracle_layer_norm(x: NDArray[np.float64], eps: float = 1e-5) -> NDArray[np.f
     """Zero mean, unit (biased) variance over the last axis."""
     mu = x.mean(-1, keepdims=True)
     return (x - mu) / np.sqrt(x.var(-1, keepdims=True) + eps)  # type: ignore[no-any-return]
+
+
+def oracle_vicreg_variance(z: NDArray[np.float64], gamma: float, eps: float) -> float:
+    """Mean over columns of ``max(0, gamma - sqrt(unbiased variance + eps))``, column by column."""
+    rows = z.reshape(-1, z.shape[-1])
+    n = rows.shape[0]
+    hinges = []
+    for column in rows.T:
+        deviation = column - column.sum() / n
+        std = math.sqrt(float(deviation @ deviation) / (n - 1) + eps)
+        hinges.append(max(0.0, gamma - std))
+    return sum(hinges) / len(hinges)
+
+
+def oracle_vicreg_covariance(z: NDArray[np.float64]) -> float:
+    """Sum over ``j != k`` of numpy's sample covariance ``C_jk²``, divided by D."""
+    rows = z.reshape(-1, z.shape[-1])
+    dim = rows.shape[1]
+    cov = np.cov(rows, rowvar=False).reshape(dim, dim)
+    return sum(float(cov[j, k]) ** 2 for j in range(dim) for k in range(dim) if j != k) / dim
+
+
+def _trapezoid_loop(values: NDArray[np.float64], knots: NDArray[np.float64]) -> float:
+    return sum(0.5 * float(values[i] + values[i + 1]) * float(knots[i + 1] - knots[i]) for i in range(len(knots) - 1))
+
+
+def oracle_sigreg(z: NDArray[np.float64], directions: NDArray[np.float64], knots: NDArray[np.float64]) -> float:
+    """Mean over directions of ``N ∫ w |ecf - phi|²``, the ECF as a mean of complex exponentials."""
+    projections = z @ directions  # (N, M)
+    normal = np.exp(-(knots**2) / 2.0)  # (T,) phi(t) and the window w(t)
+    statistics = []
+    for x in projections.T:
+        ecf = np.exp(1j * np.outer(knots, x)).mean(axis=1)  # (T,) complex
+        statistics.append(len(x) * _trapezoid_loop(normal * np.abs(ecf - normal) ** 2, knots))
+    return sum(statistics) / len(statistics)
+
+
+def oracle_sigreg_floor(knots: NDArray[np.float64]) -> float:
+    """E[N ∫ w |ecf - phi|²] for N(0, 1) samples: ``∫ (exp(-t²/2) - exp(-3t²/2)) dt`` by trapezoids."""
+    return _trapezoid_loop(np.exp(-(knots**2) / 2.0) - np.exp(-1.5 * knots**2), knots)

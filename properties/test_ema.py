@@ -1,4 +1,4 @@
-"""Chapter 3 of the spec: the EMA of the target encoder (docs/spec.md, "EMA")."""
+"""Chapter 4 of the spec: the EMA of the target encoder (docs/spec.md, "EMA")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 2 of the spec: multi-block masks (docs/spec.md, "Masks"; docs/masks.md).
+"""Chapter 3 of the spec: multi-block masks (docs/spec.md, "Masks"; docs/masks.md).
 
 Structural laws are properties over drawn grids and configs; statistical laws use
 fixed seeds, so they are deterministic. The backend exposes its sampler as

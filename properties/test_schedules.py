@@ -1,4 +1,4 @@
-"""Chapter 4 of the spec: schedules as pure functions of the step (docs/spec.md, "Schedules")."""
+"""Chapter 5 of the spec: schedules as pure functions of the step (docs/spec.md, "Schedules")."""
 
 from __future__ import annotations
 

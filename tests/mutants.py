@@ -14,6 +14,7 @@ from jepa_core.loss import Reduction, jepa_loss_blocks
 from jepa_core.losses import LossKind, elementwise_loss
 from jepa_core.protocols import FloatArray, IndexArray
 from jepa_core.reference import ReferenceBackend, ReferenceModel
+from jepa_core.regularisers import epps_pulley, vicreg_variance
 
 
 class MeanInsteadOfSum(ReferenceBackend):
@@ -95,12 +96,75 @@ class DecreasingMomentum(ReferenceBackend):
         return lambda step: end - min(step, total_steps) * (end - start) / total_steps
 
 
+def _epps_pulley_variant(projections: FloatArray, knots: FloatArray, window: bool, sine: bool) -> FloatArray:
+    """The Epps-Pulley statistic of each column, with the window or the sine part optionally dropped."""
+    angles = projections[:, :, None] * knots  # (N, M, T)
+    normal = np.exp(-0.5 * knots**2)  # (T,)
+    distance = (np.cos(angles).mean(axis=0) - normal) ** 2  # (M, T)
+    if sine:
+        distance = distance + np.sin(angles).mean(axis=0) ** 2
+    integrand = normal * distance if window else distance
+    out: FloatArray = projections.shape[0] * 0.5 * ((integrand[:, 1:] + integrand[:, :-1]) * np.diff(knots)).sum(-1)
+    return out
+
+
+class SigregWithoutBatchFactor(ReferenceBackend):
+    """SIGReg as the mean distance between characteristic functions, without the factor N."""
+
+    name = "mutant: SIGReg without the factor N"
+
+    def sigreg(self, embeddings: FloatArray, directions: FloatArray, knots: FloatArray) -> float:
+        return float(np.mean(epps_pulley(embeddings @ directions, knots)) / len(embeddings))
+
+
+class SigregWithoutWindow(ReferenceBackend):
+    """SIGReg integrating |phi_N - phi|² without the window exp(-t²/2)."""
+
+    name = "mutant: SIGReg without the window"
+
+    def sigreg(self, embeddings: FloatArray, directions: FloatArray, knots: FloatArray) -> float:
+        return float(np.mean(_epps_pulley_variant(embeddings @ directions, knots, window=False, sine=True)))
+
+
+class SigregCosineOnly(ReferenceBackend):
+    """SIGReg comparing only the real (cosine) part of the characteristic functions."""
+
+    name = "mutant: SIGReg cosine part only"
+
+    def sigreg(self, embeddings: FloatArray, directions: FloatArray, knots: FloatArray) -> float:
+        return float(np.mean(_epps_pulley_variant(embeddings @ directions, knots, window=True, sine=False)))
+
+
+class UnnormalisedDirections(ReferenceBackend):
+    """Draws SIGReg's directions as standard normal vectors and forgets to normalise them."""
+
+    name = "mutant: SIGReg directions not normalised"
+
+    def sigreg_directions(self, dim: int, num: int, seed: int) -> FloatArray:
+        out: FloatArray = np.random.default_rng(seed).standard_normal((dim, num))
+        return out
+
+
+class VicregWithoutEps(ReferenceBackend):
+    """VICReg's standard deviation taken as sqrt(var), without the epsilon."""
+
+    name = "mutant: VICReg std without eps"
+
+    def vicreg_variance(self, embeddings: FloatArray, gamma: float, eps: float) -> float:
+        return vicreg_variance(embeddings, gamma, eps=0.0)
+
+
 mean_instead_of_sum = MeanInsteadOfSum()
 reads_leading_tokens = ReadsLeadingTokens()
 masks_by_multiplication = MasksByMultiplication()
 swapped_momentum = SwappedMomentum()
 predictor_sees_all_blocks = PredictorSeesAllBlocks()
 decreasing_momentum = DecreasingMomentum()
+sigreg_without_batch_factor = SigregWithoutBatchFactor()
+sigreg_without_window = SigregWithoutWindow()
+sigreg_cosine_only = SigregCosineOnly()
+unnormalised_directions = UnnormalisedDirections()
+vicreg_without_eps = VicregWithoutEps()
 
 
 class TorchPredictorRowsMisordered:

@@ -20,6 +20,13 @@ EXPECTED = {
     "predictor_sees_all_blocks": ["test_objective_jepaLoss_nil_append_reverse"],
     "decreasing_momentum": ["test_momentum_non_decreasing_to_its_end"],
     "torch_predictor_rows_misordered": ["test_objective_jepaLoss_nil_append_reverse"],
+    "sigreg_without_batch_factor": ["test_sigreg_gaussian_near_floor", "test_sigreg_departure_grows_with_batch",
+                                    "test_sigreg_nonnegative_and_matches_oracle"],
+    "sigreg_without_window": ["test_sigreg_gaussian_near_floor", "test_sigreg_nonnegative_and_matches_oracle"],
+    "sigreg_cosine_only": ["test_sigreg_gaussian_near_floor", "test_sigreg_rejects_shift",
+                           "test_sigreg_nonnegative_and_matches_oracle"],
+    "unnormalised_directions": ["test_sigreg_directions_unit_columns", "test_sigreg_directions_isotropic"],
+    "vicreg_without_eps": ["test_vicreg_variance_of_collapse", "test_vicreg_variance_nonnegative_and_matches_oracle"],
 }
 
 
