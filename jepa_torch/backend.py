@@ -1,9 +1,9 @@
 """The torch backend of the law suite: ``pytest properties --jepa-backend=jepa_torch.backend:backend``.
 
 Every member runs the code that training runs: the losses of ``jepa_torch.losses``, the
-fused EMA kernel of ``jepa_torch.ema``, and, in :meth:`TorchBackend.objective`, the real
-transformer encoder, EMA target encoder and I-JEPA predictor (with the sequence front end,
-in float64). Schedules are the spec's own pure functions, which the trainer also uses.
+regularisers of ``jepa_torch.regularisers``, the fused EMA kernel of ``jepa_torch.ema``, and,
+in :meth:`TorchBackend.objective`, the real transformer encoder, EMA target encoder and
+I-JEPA predictor (with the sequence front end, in float64). Schedules are the spec's own pure functions, which the trainer also uses.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from jepa_core.loss import Reduction
 from jepa_core.losses import LossKind
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
+from . import regularisers
 from .ema import ema_update_
 from .losses import elementwise_loss, jepa_loss_blocks, layer_norm_targets
 from .models import make_target_encoder
@@ -96,6 +97,19 @@ class TorchBackend:
                 predictions[members[j]] = chunk
         ready = [p for p in predictions if p is not None]
         return float(jepa_loss_blocks(ready, targets, target_blocks, kind, reduction))
+
+    def vicreg_variance(self, embeddings: Tensor, gamma: float, eps: float) -> float:
+        return float(regularisers.vicreg_variance(embeddings, gamma, eps))
+
+    def vicreg_covariance(self, embeddings: Tensor) -> float:
+        return float(regularisers.vicreg_covariance(embeddings))
+
+    def sigreg(self, embeddings: Tensor, directions: Tensor, knots: Tensor) -> float:
+        return float(regularisers.sigreg(embeddings, directions, knots))
+
+    def sigreg_directions(self, dim: int, num: int, seed: int) -> Tensor:
+        """The directions training uses, the spec's draw, in float64 on the backend's device."""
+        return regularisers.sigreg_directions(dim, num, seed, self.device, torch.float64)
 
     def ema_update(self, context: Mapping[str, Tensor], target: Mapping[str, Tensor],
                    momentum: float) -> dict[str, Tensor]:

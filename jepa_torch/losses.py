@@ -23,7 +23,6 @@ __all__ = [
     "jepa_loss_blocks",
     "layer_norm_targets",
     "prediction_loss",
-    "variance_covariance",
 ]
 
 
@@ -112,21 +111,3 @@ def jepa_loss_blocks(
         return total / (count * targets.size(-1)) if count else total
     raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'mean'")
 
-
-def variance_covariance(z: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tensor]:
-    """VICReg's variance and covariance terms of features ``(..., D)``, flattened to ``(n, D)``.
-
-    Returns:
-        ``(variance, covariance)``: the mean hinge ``relu(1 - std)`` over features, and the sum
-        of squared off-diagonal covariances divided by ``D``. Both are 0 for whitened features
-        and grow as features collapse onto few directions.
-    """
-    z = z.reshape(-1, z.size(-1)).float()  # (n, D)
-    n, d = z.shape
-    z = z - z.mean(dim=0)
-    std = torch.sqrt(z.var(dim=0) + eps)  # (D,)
-    variance = F.relu(1.0 - std).mean()
-    cov = (z.T @ z) / max(n - 1, 1)  # (D, D)
-    off = cov - torch.diag(torch.diagonal(cov))
-    covariance = off.pow(2).sum() / d
-    return variance, covariance

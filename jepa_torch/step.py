@@ -4,7 +4,7 @@
       -> target encoder on the whole image (no grad), layer-norm, gather targets
       -> context encoder on the context tokens
       -> predictor: context + mask tokens at the target positions
-      -> loss (smooth-L1 mean by default; optional variance/covariance term)
+      -> loss (smooth-L1 mean by default; optional VICReg variance/covariance and SIGReg terms)
       -> backward, optional gradient clipping, optimiser step
       -> EMA of the target encoder toward the context encoder
 
@@ -25,9 +25,10 @@ from torch import Tensor, nn
 from jepa_core.losses import LossKind
 
 from .ema import update_target_encoder_
-from .losses import grouped_prediction_loss, layer_norm_targets, variance_covariance
+from .losses import grouped_prediction_loss, layer_norm_targets
 from .models import make_target_encoder
 from .predictor import Predictor
+from .regularisers import sigreg, variance_covariance
 from .vit import TransformerEncoder, apply_masks, repeat_interleave_batch
 
 __all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "compile_model", "group_by_length", "train_step"]
@@ -133,6 +134,10 @@ class StepConfig:
         loss: ``"smooth_l1"`` (official) or ``"l2"``.
         var_weight: weight of VICReg's variance hinge on the context tokens (0: off, official).
         cov_weight: weight of VICReg's covariance penalty on the context tokens (0: off).
+        sigreg_weight: weight of SIGReg on the context encoder's output (0: off); ``train_step``
+            then needs the step's directions and knots.
+        sigreg_embedding: ``"context_tokens"`` (every context token a sample of SIGReg) or
+            ``"context_pooled"`` (each context view's tokens averaged first).
         grad_clip: clip the global gradient norm to this value (None: off, official).
         precision: ``"auto"`` (bf16 on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
     """
@@ -140,14 +145,18 @@ class StepConfig:
     loss: LossKind = "smooth_l1"
     var_weight: float = 0.0
     cov_weight: float = 0.0
+    sigreg_weight: float = 0.0
+    sigreg_embedding: Literal["context_tokens", "context_pooled"] = "context_tokens"
     grad_clip: float | None = None
     precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in ("smooth_l1", "l2"):
             raise ValueError(f"loss={self.loss!r}: use 'smooth_l1' or 'l2'")
-        if self.var_weight < 0 or self.cov_weight < 0:
-            raise ValueError("var_weight and cov_weight must be >= 0")
+        if self.var_weight < 0 or self.cov_weight < 0 or self.sigreg_weight < 0:
+            raise ValueError("var_weight, cov_weight and sigreg_weight must be >= 0")
+        if self.sigreg_embedding not in ("context_tokens", "context_pooled"):
+            raise ValueError(f"sigreg_embedding={self.sigreg_embedding!r}: use 'context_tokens' or 'context_pooled'")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip={self.grad_clip}: must be > 0, or None to disable clipping")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -161,7 +170,7 @@ class StepResult:
     Attributes:
         loss: the optimised total.
         prediction_loss: the JEPA term alone.
-        regulariser: the variance/covariance term (0 when off).
+        regulariser: the weighted regularisers' sum (VICReg, SIGReg; 0 when off).
         grad_norm: the global gradient norm before clipping (None when clipping is off).
     """
 
@@ -187,6 +196,8 @@ def train_step(
     masks_pred: list[Tensor],
     momentum: float,
     config: StepConfig = StepConfig(),
+    directions: Tensor | None = None,
+    knots: Tensor | None = None,
 ) -> StepResult:
     """One optimisation step of the context encoder and predictor, then the EMA.
 
@@ -201,6 +212,8 @@ def train_step(
         masks_pred: ``Mt`` target masks ``(B, Kt)``.
         momentum: EMA momentum of this step.
         config: loss, regulariser, clipping and precision.
+        directions: ``(D, M)`` SIGReg directions of this step (needed when ``config.sigreg_weight > 0``).
+        knots: ``(T,)`` SIGReg integration points (None: the spec's default).
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(images.device, config.precision):
@@ -210,6 +223,11 @@ def train_step(
     if config.var_weight or config.cov_weight:
         variance, covariance = variance_covariance(context)
         reg = config.var_weight * variance + config.cov_weight * covariance
+    if config.sigreg_weight:
+        if directions is None:
+            raise ValueError("StepConfig.sigreg_weight > 0 needs the step's SIGReg directions")
+        embeddings = context if config.sigreg_embedding == "context_tokens" else context.mean(dim=1)
+        reg = reg + config.sigreg_weight * sigreg(embeddings, directions, knots)
     loss = pred_loss + reg
     loss.backward()  # type: ignore[no-untyped-call]
     grad_norm = None
