@@ -61,13 +61,29 @@ def sincos_1d(dim: int, length: int) -> torch.Tensor:
     return torch.from_numpy(emb).float()
 
 
-def sincos_2d(dim: int, rows: int, cols: int) -> torch.Tensor:
+def _spread(n: int, over: int) -> npt.NDArray[np.float64]:
+    """``n`` positions evenly over ``0 .. over - 1`` (``0 .. n - 1`` exactly when ``n == over``)."""
+    if n == over:
+        return np.arange(n, dtype=np.float64)
+    if n == 1:
+        return np.array([(over - 1) / 2.0])
+    return np.arange(n, dtype=np.float64) * ((over - 1) / (n - 1))
+
+
+def sincos_2d(dim: int, rows: int, cols: int, span: tuple[int, int] | None = None) -> torch.Tensor:
     """2-D sine-cosine embedding of a ``rows x cols`` grid in raster order.
+
+    With ``span=(R, C)`` the ``rows x cols`` grid is laid evenly over the positions of an ``R x C``
+    grid: row ``i`` sits at ``i * (R - 1) / (rows - 1)`` (the centre, ``(R - 1) / 2``, for one row),
+    and so for columns. An image of another size than the one a model was built for thus sees the
+    same range of positions, as interpolating a learned table would give, but computed exactly.
+    ``span=(rows, cols)`` (or None) is the plain integer grid.
 
     Args:
         dim: embedding width; must be a multiple of 4.
         rows: grid height; positive.
         cols: grid width; positive.
+        span: the grid whose positions ``rows x cols`` spread over (None: ``(rows, cols)``).
 
     Returns:
         ``(rows * cols, dim)`` float32; channels ``[:dim/2]`` encode the column, ``[dim/2:]`` the row.
@@ -79,21 +95,21 @@ def sincos_2d(dim: int, rows: int, cols: int) -> torch.Tensor:
         raise ValueError(f"2-D sin-cos position embedding needs a width divisible by 4, got dim={dim}")
     if rows <= 0 or cols <= 0:
         raise ValueError(f"2-D sin-cos position embedding needs a non-empty grid, got {rows}x{cols}")
-    row_idx, col_idx = np.meshgrid(
-        np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64), indexing="ij"
-    )  # each (rows, cols)
+    span_rows, span_cols = (rows, cols) if span is None else span
+    row_idx, col_idx = np.meshgrid(_spread(rows, span_rows), _spread(cols, span_cols), indexing="ij")  # (rows, cols)
     emb_col = _sincos_from_positions(dim // 2, col_idx.reshape(-1))  # (rows*cols, dim/2)
     emb_row = _sincos_from_positions(dim // 2, row_idx.reshape(-1))  # (rows*cols, dim/2)
     emb = np.concatenate([emb_col, emb_row], axis=1)  # (rows*cols, dim)
     return torch.from_numpy(emb).float()
 
 
-def sincos_pos_embed(dim: int, grid: Sequence[int]) -> torch.Tensor:
+def sincos_pos_embed(dim: int, grid: Sequence[int], span: Sequence[int] | None = None) -> torch.Tensor:
     """Sine-cosine embedding for a 1-D sequence or a 2-D grid, with a leading batch axis.
 
     Args:
         dim: embedding width (even for 1-D, a multiple of 4 for 2-D).
         grid: ``(length,)`` or ``(rows, cols)``.
+        span: for a 2-D grid, the grid whose positions it spreads over (see :func:`sincos_2d`).
 
     Returns:
         ``(1, prod(grid), dim)`` float32, ready to be added to tokens ``(B, N, dim)``.
@@ -104,7 +120,7 @@ def sincos_pos_embed(dim: int, grid: Sequence[int]) -> torch.Tensor:
     if len(grid) == 1:
         emb = sincos_1d(dim, grid[0])  # (L, dim)
     elif len(grid) == 2:
-        emb = sincos_2d(dim, grid[0], grid[1])  # (H*W, dim)
+        emb = sincos_2d(dim, grid[0], grid[1], None if span is None else (span[0], span[1]))  # (H*W, dim)
     else:
         raise ValueError(f"position grid must be (length,) or (rows, cols), got {tuple(grid)}")
     return emb.unsqueeze(0)  # (1, N, dim)

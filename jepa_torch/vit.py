@@ -6,9 +6,11 @@ so that its checkpoints load strictly (see ``jepa_torch.checkpoint``): ``patch_e
 mlp.fc2}``, ``norm``; LayerNorm eps 1e-6; exact (erf) GELU; no class token; no dropout or drop-path
 (the official defaults are all 0). Presets (tiny .. giant) and builders are in ``jepa_torch.models``.
 
-Difference from the official module: an image of another size than ``img_size`` is an error here.
-The official ``interpolate_pos_encoding`` resamples positions for other sizes, but treats the first
-position as a class token that this model does not have; for the trained size it is the identity.
+Difference from the official module: an image of another size (a multiple of the patch) gets
+sin-cos positions computed for its own patch grid, spread over the trained grid's range
+(``jepa_torch.pos_embed.sincos_2d`` with ``span``): the multi-crop views of LeJEPA use this. The
+official ``interpolate_pos_encoding`` resamples the stored table instead, and treats its first
+position as a class token that this model does not have; at the trained size both are the identity.
 
 Masks follow the official convention: a list of ``M`` index tensors ``(B, K)`` of kept tokens, and a
 masked forward returns the kept tokens of every mask concatenated along the batch, mask-major:
@@ -277,6 +279,10 @@ class FrontEnd(nn.Module):
         """Number of tokens ``N``."""
         return math.prod(self.grid)
 
+    def grid_of(self, x: torch.Tensor) -> tuple[int, ...]:
+        """The token grid of input ``x``: ``self.grid`` unless the front end takes other sizes."""
+        return self.grid
+
 
 class PatchEmbed(FrontEnd):
     """Image to patch tokens through a Conv2d with kernel = stride = patch.
@@ -306,13 +312,20 @@ class PatchEmbed(FrontEnd):
         self.grid = (rows, cols)
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
 
+    def grid_of(self, x: torch.Tensor) -> tuple[int, ...]:
+        """The patch grid of images ``x``; any size that is a multiple of the patch is accepted."""
+        ph, pw = self.patch_size
+        if x.dim() != 4 or x.shape[1] != self.in_chans or x.shape[2] % ph or x.shape[3] % pw:
+            raise ValueError(
+                f"images have shape {tuple(x.shape)} but the encoder expects (B, {self.in_chans}, H, W) with H, W "
+                f"multiples of the patch {self.patch_size} (built for {self.img_size[0]}x{self.img_size[1]}); "
+                "resize them or build it with matching img_size/in_chans"
+            )
+        return x.shape[2] // ph, x.shape[3] // pw
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patchify: images ``(B, C, H, W)`` -> tokens ``(B, N, D)`` in raster order."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans or tuple(x.shape[2:]) != self.img_size:
-            raise ValueError(
-                f"images have shape {tuple(x.shape)} but the encoder expects (B, {self.in_chans}, "
-                f"{self.img_size[0]}, {self.img_size[1]}); resize them or build it with matching img_size/in_chans"
-            )
+        self.grid_of(x)
         out: torch.Tensor = self.proj(x)  # (B, D, h, w)
         return out.flatten(2).transpose(1, 2)  # (B, N, D)
 
@@ -355,6 +368,7 @@ class TransformerEncoder(nn.Module):
         self.grid = patch_embed.grid
         self.num_patches = patch_embed.num_patches
         self.pos_embed = nn.Parameter(sincos_pos_embed(dim, self.grid), requires_grad=False)  # (1, N, D)
+        self._other_positions: dict[tuple[tuple[int, ...], torch.device, torch.dtype], torch.Tensor] = {}
         hidden = _hidden(dim, mlp_ratio, mlp_hidden_dim)
         self.blocks = nn.ModuleList([Block(dim, num_heads, hidden, qkv_bias) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
@@ -362,17 +376,29 @@ class TransformerEncoder(nn.Module):
         if depth_rescale:
             rescale_residual_(self.blocks)
 
+    def positions(self, grid: tuple[int, ...]) -> torch.Tensor:
+        """Position embedding ``(1, N, D)`` of a token grid: ``pos_embed`` for the built grid; for another
+        2-D grid, sin-cos positions spread over the built grid's range (cached per grid and device)."""
+        if grid == self.grid:
+            return self.pos_embed
+        key = (grid, self.pos_embed.device, self.pos_embed.dtype)
+        if key not in self._other_positions:
+            emb = sincos_pos_embed(self.embed_dim, grid, span=self.grid)
+            self._other_positions[key] = emb.to(self.pos_embed.device, self.pos_embed.dtype)
+        return self._other_positions[key]
+
     def forward(self, x: torch.Tensor, masks: MaskArg | None = None) -> torch.Tensor:
         """Encode, keeping only the tokens each mask names (positions are added before masking).
 
         Args:
-            x: raw inputs for the front end (images ``(B, C, H, W)``, sequences ``(B, T, F)``).
+            x: raw inputs for the front end (images ``(B, C, H, W)``, any multiple of the patch; sequences
+                ``(B, T, F)``).
             masks: None for all ``N`` tokens, or ``M`` index tensors ``(B, K)``.
 
         Returns:
             ``(B, N, D)`` without masks, else ``(M * B, K, D)`` mask-major.
         """
-        x = self.patch_embed(x) + self.pos_embed  # (B, N, D)
+        x = self.patch_embed(x) + self.positions(self.patch_embed.grid_of(x))  # (B, N, D)
         if masks is not None:
             x = apply_masks(x, masks)  # (M*B, K, D)
         for blk in self.blocks:

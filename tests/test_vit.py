@@ -176,8 +176,28 @@ def test_presets_have_the_official_dimensions() -> None:
 
 
 def test_wrong_image_size_is_one_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"expects \(B, 3, 16, 16\).*img_size"):
-        tiny()(torch.randn(1, 3, 20, 16))
+    with pytest.raises(ValueError, match=r"expects \(B, 3, H, W\) with H, W multiples of the patch \(4, 4\)"):
+        tiny()(torch.randn(1, 3, 18, 16))
+    with pytest.raises(ValueError, match=r"expects \(B, 3, H, W\)"):
+        tiny()(torch.randn(1, 1, 16, 16))
+
+
+def test_other_image_size_gets_positions_spread_over_the_built_grid() -> None:
+    """An 8x12 image on a model built for 16x16 (patch 4): a 2x3 grid whose sin-cos positions sit at
+    rows {0, 3} and columns {0, 1.5, 3} of the built 4x4 grid; the built size keeps ``pos_embed``."""
+    enc = tiny()
+    x = torch.randn(2, 3, 8, 12)
+    pos = sincos_pos_embed(32, (2, 3), span=(4, 4))  # (1, 6, 32)
+    tokens = enc.patch_embed(x) + pos  # (2, 6, 32)
+    for blk in enc.blocks:
+        tokens = blk(tokens)
+    torch.testing.assert_close(enc(x), enc.norm(tokens), rtol=0, atol=0)
+    full = sincos_pos_embed(32, (4, 4))[0].view(4, 4, 32)  # (rows, cols, D)
+    spread = pos[0].view(2, 3, 32)
+    torch.testing.assert_close(spread[:, 0], full[[0, 3], 0], rtol=0, atol=1e-7)  # rows 0 and 3, column 0
+    torch.testing.assert_close(spread[1, 2], full[3, 3], rtol=0, atol=1e-7)  # the far corner stays the far corner
+    assert enc.positions((4, 4)) is enc.pos_embed
+    assert torch.equal(sincos_pos_embed(32, (4, 4), span=(4, 4)), enc.pos_embed.detach())
 
 
 def test_masks_must_agree_in_shape_and_batch() -> None:
