@@ -1,10 +1,12 @@
-"""Compare training recipes on the bundled digits by the frozen target encoder's held-out probes.
+"""Compare training recipes on the bundled digits by the frozen encoder's held-out probes.
 
-    python examples/recipe_sweep.py --out runs/sweep                    # every variant, seed 0
+    python examples/recipe_sweep.py --out runs/sweep                    # the default variants, seed 0
+    python examples/recipe_sweep.py --variants ijepa_vc ijepa_sigreg lejepa --seeds 0 1 2
     python examples/recipe_sweep.py --variants official corrected --seeds 0 1 2 --set run.device=cuda
 
-Each variant is the demo config plus a few overrides; the table gives the final loss,
-RankMe and probe accuracies, next to the random-init and raw-pixel baselines.
+Each variant is a config (the demo's I-JEPA recipe, or configs/digits_lejepa.yaml) plus a few
+overrides; the table gives the training time, final loss, RankMe and probe accuracies (of the
+target encoder; LeJEPA has one encoder), next to the random-init and raw-pixel baselines.
 """
 
 from __future__ import annotations
@@ -17,28 +19,31 @@ from dataclasses import replace
 from pathlib import Path
 
 from jepa_torch.config_io import load_config
-from jepa_torch.demo import DEFAULT_CONFIG
+from jepa_torch.demo import CONFIGS
 from jepa_torch.evaluate import evaluate_checkpoint
 from jepa_torch.runlog import read_log
 from jepa_torch.train import train
 
-VARIANTS: dict[str, list[str]] = {
-    "official": ["mask.official_compatible=true"],
-    "corrected": [],
-    "vc": ["optimization.var_weight=1.0", "optimization.cov_weight=0.04"],
-    "vc_strong": ["optimization.var_weight=2.0", "optimization.cov_weight=0.1"],
-    "vc_cov": ["optimization.var_weight=1.0", "optimization.cov_weight=0.2"],
-    "official_vc": ["mask.official_compatible=true", "optimization.var_weight=1.0", "optimization.cov_weight=0.04"],
-    "ema099": ["optimization.ema=[0.99,1.0]"],
-    "lr3e-4": ["optimization.lr=3e-4"],
+NO_VC = ["optimization.var_weight=0", "optimization.cov_weight=0"]
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    # I-JEPA (configs/digits_ijepa.yaml carries VICReg's variance/covariance terms)
+    "official": ("ijepa", ["mask.official_compatible=true", *NO_VC]),
+    "corrected": ("ijepa", NO_VC),
+    "ijepa_vc": ("ijepa", []),
+    "vc_strong": ("ijepa", ["optimization.var_weight=2.0", "optimization.cov_weight=0.1"]),
+    "official_vc": ("ijepa", ["mask.official_compatible=true"]),
+    "ijepa_sigreg": ("ijepa", [*NO_VC, "optimization.sigreg_weight=0.05"]),
+    "ijepa_sigreg_pooled": ("ijepa", [*NO_VC, "optimization.sigreg_weight=0.05",
+                                      "optimization.sigreg_embedding=context_pooled"]),
+    # LeJEPA (configs/digits_lejepa.yaml)
+    "lejepa": ("lejepa", []),
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
-    parser.add_argument("--variants", nargs="+", default=["official", "corrected", "vc"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["ijepa_vc", "ijepa_sigreg", "lejepa"], choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
@@ -47,7 +52,8 @@ def main() -> int:
     baselines: dict[str, list[tuple[float, float]]] = {}
     for name in args.variants:
         for seed in args.seeds:
-            cfg = load_config(args.config, [*VARIANTS[name], *args.overrides])
+            base, overrides = VARIANTS[name]
+            cfg = load_config(CONFIGS[base], [*overrides, *args.overrides])
             out = args.out / f"{name}-s{seed}"
             cfg = replace(cfg, run=replace(cfg.run, out_dir=str(out), seed=seed, tensorboard=False))
             t0 = time.perf_counter()
@@ -60,21 +66,21 @@ def main() -> int:
             ranks = [r["rankme"] for r in log if "rankme" in r]
             row = {"seed": seed, "seconds": seconds, "final_loss": summary.losses[-1][1],
                    "rankme": ranks[-1] if ranks else float("nan"),
-                   "linear": report.rows[0].linear, "knn": report.rows[0].knn,
-                   "context_linear": report.rows[1].linear}
+                   "linear": report.rows[0].linear, "knn": report.rows[0].knn}
             results.setdefault(name, []).append(row)
-            for r in report.rows[2:]:
-                baselines.setdefault(r.name, []).append((r.linear, r.knn))
+            for r in report.rows:
+                if r.name in ("same ViT, random init", "raw pixels"):
+                    baselines.setdefault(r.name, []).append((r.linear, r.knn))
             print(f"{name:24s} seed {seed}: loss {row['final_loss']:.4f} RankMe {row['rankme']:.1f} "
                   f"linear {100 * row['linear']:.2f}% kNN {100 * row['knn']:.2f}% ({seconds:.0f} s)", flush=True)
 
     def ms(values: list[float]) -> str:
         return f"{100 * statistics.fmean(values):6.2f} ± {100 * statistics.pstdev(values):4.2f}"
 
-    print(f"\n{'variant':24s} {'linear %':>15s} {'kNN %':>15s} {'RankMe':>7s}  (seeds {args.seeds})")
+    print(f"\n{'variant':24s} {'linear %':>15s} {'kNN %':>15s} {'RankMe':>7s} {'train s':>8s}  (seeds {args.seeds})")
     for name, rows in results.items():
         print(f"{name:24s} {ms([r['linear'] for r in rows])} {ms([r['knn'] for r in rows])} "
-              f"{statistics.fmean(r['rankme'] for r in rows):7.1f}")
+              f"{statistics.fmean(r['rankme'] for r in rows):7.1f} {statistics.fmean(r['seconds'] for r in rows):8.0f}")
     for name, pairs in baselines.items():
         print(f"{name:24s} {ms([p[0] for p in pairs])} {ms([p[1] for p in pairs])}")
     args.out.mkdir(parents=True, exist_ok=True)

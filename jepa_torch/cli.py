@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-baselines", action="store_true", help="skip random-init and raw-pixel baselines")
     ev.add_argument("--pca", help="also write a PNG of the held-out target features' 2-D PCA, coloured by label")
     demo = sub.add_parser("demo", help="pretrain on the bundled digits, evaluate, write pictures (CPU minutes)")
-    demo.add_argument("--config", default=None, help="default: configs/digits_demo.yaml")
+    demo.add_argument("--config", default=None, help="default: the best digits recipe, configs/digits_lejepa.yaml")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--seeds", type=int, nargs="+", default=[0], help="several seeds: mean and std")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")

@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "MaskSection",
+    "MethodConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 Dataset = Literal["digits", "image_folder", "sequence"]
+Method = Literal["ijepa", "lejepa"]
+SigregEmbedding = Literal["context_tokens", "context_pooled"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -180,6 +183,12 @@ class OptimConfig:
         grad_clip: global gradient-norm clip (None: off, as official).
         loss: ``smooth_l1`` (official) or ``l2``.
         var_weight, cov_weight: VICReg variance / covariance terms on the context tokens (0: off).
+        sigreg_weight: I-JEPA only: weight of SIGReg added to the prediction loss (0: off).
+        sigreg_embedding: I-JEPA only: what SIGReg shapes: ``context_tokens`` (every context token of
+            every sample, ``(Mx*B*Kc, D)``) or ``context_pooled`` (each sample's context tokens
+            averaged, ``(Mx*B, D)``); docs/evaluation.md compares them.
+        sigreg_slices: SIGReg's number of random directions per step (both methods).
+        sigreg_knots: SIGReg's integration points, evenly over ``[-5, 5]`` (both methods).
     """
 
     epochs: int = 10
@@ -195,11 +204,19 @@ class OptimConfig:
     loss: LossKind = "smooth_l1"
     var_weight: float = 0.0
     cov_weight: float = 0.0
+    sigreg_weight: float = 0.0
+    sigreg_embedding: SigregEmbedding = "context_tokens"
+    sigreg_slices: int = 256
+    sigreg_knots: int = 17
 
     def __post_init__(self) -> None:
-        _positive("optimization", self, "epochs", "ipe_scale")
+        _positive("optimization", self, "epochs", "ipe_scale", "sigreg_slices")
         _non_negative("optimization", self, "warmup_epochs", "start_lr", "lr", "final_lr", "weight_decay",
-                      "final_weight_decay", "var_weight", "cov_weight")
+                      "final_weight_decay", "var_weight", "cov_weight", "sigreg_weight")
+        if self.sigreg_knots < 2:
+            raise _fail("optimization.sigreg_knots", self.sigreg_knots, "must be >= 2 (points over [-5, 5])")
+        if self.sigreg_embedding not in ("context_tokens", "context_pooled"):
+            raise _fail("optimization.sigreg_embedding", self.sigreg_embedding, "use context_tokens or context_pooled")
         if self.warmup_epochs >= self.epochs * self.ipe_scale:
             raise _fail("optimization.warmup_epochs", self.warmup_epochs, "must be shorter than the run (epochs)")
         _range("optimization.ema", self.ema, 0.0, 1.0)
@@ -207,6 +224,50 @@ class OptimConfig:
             raise _fail("optimization.grad_clip", self.grad_clip, "must be > 0, or null to turn clipping off")
         if self.loss not in ("smooth_l1", "l2"):
             raise _fail("optimization.loss", self.loss, "use smooth_l1 or l2")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Which objective trains the encoder.
+
+    ``ijepa`` (default): the masked prediction of ``mask.*`` with an EMA target (the official
+    method). ``lejepa``: LeJEPA's multi-view prediction with SIGReg, no EMA, no predictor
+    (``jepa_torch.lejepa``); ``mask.*`` and ``optimization.ema`` are then unused, and the
+    data's own augmentation is replaced by these multi-crop views of the un-augmented image.
+
+    Attributes:
+        name: ``ijepa`` or ``lejepa``.
+        global_views, local_views: LeJEPA's views per image (the global ones form the target).
+        global_scale, local_scale: area fractions of their crops.
+        local_size: side of a local view in pixels (a multiple of the patch; global views are
+            ``data.img_size``).
+        rotation: rotate views by up to this many degrees.
+        flip: mirror views at random.
+        projector_hidden, projector_dim: the projector head's widths.
+        sigreg_lambda: ``loss = (1 - lambda) * prediction + lambda * SIGReg``.
+    """
+
+    name: Method = "ijepa"
+    global_views: int = 2
+    local_views: int = 4
+    global_scale: tuple[float, float] = (0.3, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.3)
+    local_size: int = 16
+    rotation: float = 0.0
+    flip: bool = False
+    projector_hidden: int = 512
+    projector_dim: int = 128
+    sigreg_lambda: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.name not in ("ijepa", "lejepa"):
+            raise _fail("method.name", self.name, "use ijepa or lejepa")
+        _positive("method", self, "global_views", "local_size", "projector_hidden", "projector_dim")
+        _non_negative("method", self, "local_views", "rotation")
+        _range("method.global_scale", self.global_scale, 1e-6, 1.0)
+        _range("method.local_scale", self.local_scale, 1e-6, 1.0)
+        if not 0.0 <= self.sigreg_lambda <= 1.0:
+            raise _fail("method.sigreg_lambda", self.sigreg_lambda, "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -256,8 +317,9 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A whole run: ``model``, ``data``, ``mask``, ``optimization``, ``run``."""
+    """A whole run: ``method``, ``model``, ``data``, ``mask``, ``optimization``, ``run``."""
 
+    method: MethodConfig = field(default_factory=MethodConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskSection = field(default_factory=MaskSection)
@@ -270,7 +332,12 @@ class TrainConfig:
             raise _fail("model.pred_emb_dim", self.model.pred_emb_dim,
                         f"must be divisible by {heads}, the heads of {self.model.preset}")
         if self.data.dataset == "sequence":
+            if self.method.name == "lejepa":
+                raise _fail("method.name", "lejepa", "needs images (its views are image crops); use ijepa for sequences")
             return  # the grid is the sequence length, known once the data is read
+        if self.method.name == "lejepa" and self.method.local_views and self.method.local_size % self.model.patch_size:
+            raise _fail("method.local_size", self.method.local_size,
+                        f"must be a multiple of model.patch_size={self.model.patch_size}")
         if self.data.img_size % self.model.patch_size:
             raise _fail("model.patch_size", self.model.patch_size,
                         f"must divide data.img_size={self.data.img_size}")

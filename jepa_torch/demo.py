@@ -29,9 +29,13 @@ from .evaluate import EvalReport, evaluate_checkpoint, format_table
 from .plots import plot_feature_pca, render_masks
 from .train import train
 
-__all__ = ["DEFAULT_CONFIG", "run_demo", "run_seeds"]
+__all__ = ["CONFIGS", "DEFAULT_CONFIG", "run_demo", "run_seeds"]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_demo.yaml"
+_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = {"ijepa": _CONFIG_DIR / "digits_ijepa.yaml", "lejepa": _CONFIG_DIR / "digits_lejepa.yaml"}
+"""The digits recipes of docs/evaluation.md: I-JEPA with VICReg's terms, and LeJEPA."""
+DEFAULT_CONFIG = CONFIGS["lejepa"]
+"""The demo's recipe: the best of :data:`CONFIGS` at the demo's CPU budget (docs/evaluation.md)."""
 
 
 def _with(cfg: TrainConfig, out: Path, seed: int) -> TrainConfig:

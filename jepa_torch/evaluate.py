@@ -50,7 +50,8 @@ def linear_probe_accuracy(train_x: NDArray[np.floating], train_y: NDArray[np.int
                           c_grid: Sequence[float] = C_GRID) -> tuple[float, float]:
     """Held-out accuracy of a standardised logistic-regression probe, and the chosen ``C``.
 
-    ``C`` is picked by 3-fold stratified cross-validation on the training split alone.
+    ``C`` is picked by 3-fold stratified cross-validation on the training split alone; a grid of
+    one value is fitted directly (the online probe during training does this).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -59,6 +60,12 @@ def linear_probe_accuracy(train_x: NDArray[np.floating], train_y: NDArray[np.int
     from sklearn.preprocessing import StandardScaler
 
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    if len(c_grid) == 1:
+        pipe.set_params(logisticregression__C=c_grid[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipe.fit(train_x, train_y)
+        return float(pipe.score(test_x, test_y)), float(c_grid[0])
     search = GridSearchCV(pipe, {"logisticregression__C": list(c_grid)},
                           cv=StratifiedKFold(3, shuffle=True, random_state=seed), n_jobs=1)
     with warnings.catch_warnings():
@@ -138,8 +145,9 @@ def _inputs(dataset: Any) -> tuple[Tensor, NDArray[np.int64]]:
 
 def evaluate_checkpoint(checkpoint: str | Path, *, seed: int = 0, device: str = "cpu",
                         baselines: bool = True) -> EvalReport:
-    """Probe the checkpoint's target and context encoders, and (``baselines``) the same architecture at
-    random initialisation and the raw inputs, on the run's held-out split.
+    """Probe the checkpoint's target and context encoders (a LeJEPA run's one encoder), and
+    (``baselines``) the same architecture at random initialisation and the raw inputs, on the run's
+    held-out split.
 
     The run's config is read from the checkpoint, so the split is the one training held out.
     """
@@ -158,7 +166,9 @@ def evaluate_checkpoint(checkpoint: str | Path, *, seed: int = 0, device: str = 
     test_x, test_y = _inputs(build_dataset(cfg, "holdout", augment=False))
     rows: list[ProbeResult] = []
     target_test = np.zeros((0, 0))
-    for which, label in (("target", "I-JEPA target encoder"), ("context", "I-JEPA context encoder")):
+    encoders = ((("target", "LeJEPA encoder"),) if cfg.method.name == "lejepa"  # one encoder, no EMA copy
+                else (("target", "I-JEPA target encoder"), ("context", "I-JEPA context encoder")))
+    for which, label in encoders:
         encoder = load_encoder(path, which=which)  # type: ignore[arg-type]
         tr, te = extract_features(encoder, train_x, device=device), extract_features(encoder, test_x, device=device)
         rows.append(probe(label, tr, train_y, te, test_y, seed))

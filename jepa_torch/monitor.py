@@ -8,6 +8,12 @@ fixed batch's pooled features can:
   ``s`` of the ``(N, D)`` feature matrix; between 1 (rank one, collapsed) and ``min(N, D)``.
 - **feature std**: the mean over dimensions of the standard deviation of the
   L2-normalised features; about ``1 / sqrt(D)`` for well-spread features, 0 at collapse.
+
+The JEPA loss is only a proxy for what the features are worth, so the monitor also runs an
+**online probe** when the run has labels: a linear probe (standardised logistic regression,
+``C = 0.1``) and kNN (cosine, k = 20, as the final evaluation) fitted on the fixed batch and
+scored on the held-out split. It reuses the fixed batch's features, so it adds the cost of
+encoding the held-out split and of fitting the two probes.
 """
 
 from __future__ import annotations
@@ -20,7 +26,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-__all__ = ["CollapseStats", "FixedBatchMonitor", "collapse_stats", "feature_std", "rankme", "warn_threshold"]
+from .evaluate import knn_accuracy, linear_probe_accuracy
+
+__all__ = ["ONLINE_PROBE_C", "CollapseStats", "FixedBatchMonitor", "collapse_stats", "feature_std", "rankme",
+           "warn_threshold"]
+
+ONLINE_PROBE_C = 0.1
+"""The online linear probe's inverse regularisation (fixed: no cross-validation during training)."""
 
 
 def rankme(features: Tensor, eps: float = 1e-7) -> float:
@@ -72,21 +84,39 @@ class FixedBatchMonitor:
         size: how many inputs (the first ``size`` of the split).
         warn_after: no collapse warning up to this step (features of a freshly initialised ViT
             are nearly rank one; they spread once the warm-up has run).
+        holdout: the held-out split, un-augmented; with labels on both, the online probe runs.
     """
 
     def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512,
-                 warn_after: int = 0) -> None:
+                 warn_after: int = 0, holdout: Dataset[Tensor] | None = None) -> None:
         n = min(size, len(dataset))  # type: ignore[arg-type]
         self.inputs = torch.stack([dataset[(0, 0, i)] for i in range(n)]).to(device)
         self.warned = False
         self.warn_after = warn_after
+        labels, held_labels = getattr(dataset, "labels", None), getattr(holdout, "labels", None)
+        self.probe: tuple[Tensor, Tensor, Tensor] | None = None
+        if holdout is not None and labels is not None and held_labels is not None and len(held_labels):
+            held = torch.stack([holdout[(0, 0, i)] for i in range(len(held_labels))]).to(device)
+            self.probe = (labels[:n], held, held_labels)
+
+    @staticmethod
+    def _pooled(encoder: nn.Module, inputs: Tensor) -> Tensor:
+        return torch.cat([encoder(c).float().mean(dim=1) for c in torch.split(inputs, 256)])  # (n, D)
 
     @torch.no_grad()
     def measure(self, encoder: nn.Module, step: int) -> dict[str, float]:
-        """``{"rankme": ..., "feature_std": ...}`` of the encoder's pooled tokens; warns once on collapse."""
+        """``rankme`` and ``feature_std`` of the encoder's pooled tokens, and ``probe_linear`` and
+        ``probe_knn`` (held-out accuracies) when the run has labels; warns once on collapse."""
         was_training = encoder.training
         encoder.eval()
-        features = torch.cat([encoder(c).float().mean(dim=1) for c in torch.split(self.inputs, 256)])  # (n, D)
+        features = self._pooled(encoder, self.inputs)  # (n, D)
+        out: dict[str, float] = {}
+        if self.probe is not None:
+            labels, held, held_labels = self.probe
+            train_x, test_x = features.double().cpu().numpy(), self._pooled(encoder, held).double().cpu().numpy()
+            train_y, test_y = labels.numpy(), held_labels.numpy()
+            out["probe_linear"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, c_grid=(ONLINE_PROBE_C,))[0]
+            out["probe_knn"] = knn_accuracy(train_x, train_y, test_x, test_y)
         encoder.train(was_training)
         stats = collapse_stats(features)
         if stats.collapsing and not self.warned and step > self.warn_after:
@@ -94,4 +124,4 @@ class FixedBatchMonitor:
             print(f"warning: step {step}: representations are collapsing (RankMe {stats.rankme:.1f} of "
                   f"{stats.dim} dims, feature std {stats.feature_std:.3g}); see docs/evaluation.md for remedies",
                   file=sys.stderr)
-        return {"rankme": stats.rankme, "feature_std": stats.feature_std}
+        return {"rankme": stats.rankme, "feature_std": stats.feature_std, **out}

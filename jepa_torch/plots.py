@@ -6,6 +6,7 @@ the non-interactive Agg backend, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,25 +113,34 @@ def _pyplot() -> Any:
 
 
 def plot_training_curves(rows: Sequence[dict[str, float]], path: str | Path) -> None:
-    """Write a PNG of a run's curves: loss, learning rate, EMA momentum, and the collapse
-    monitors (RankMe, feature std) when the rows carry them.
+    """Write a PNG of a run's curves: loss, learning rate, EMA momentum (I-JEPA), and, when the rows
+    carry them, the collapse monitors (RankMe, feature std) and the online probe's held-out accuracy
+    (linear and kNN in one panel).
 
     Args:
-        rows: log rows with at least ``step``, ``loss``, ``lr`` and ``momentum``.
+        rows: log rows with at least ``step``, ``loss`` and ``lr``.
         path: the PNG to write.
     """
     plt = _pyplot()
-    panels = [("loss", "loss", True), ("lr", "learning rate", False), ("momentum", "EMA momentum", False)]
-    panels += [(k, t, False) for k, t in (("rankme", "RankMe"), ("feature_std", "feature std"))
-               if any(k in r for r in rows)]
+    panels: list[tuple[tuple[str, ...], str, bool]] = [(("loss",), "loss", True), (("lr",), "learning rate", False)]
+    panels += [((k,), t, False) for k, t in (("momentum", "EMA momentum"), ("rankme", "RankMe"),
+                                             ("feature_std", "feature std")) if any(k in r for r in rows)]
+    if any("probe_linear" in r for r in rows):
+        panels.append((("probe_linear", "probe_knn"), "online probe, held-out accuracy", False))
+    colours = ("#1f3b73", "#c0392b")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (key, title, log_scale) in zip(axes[0], panels, strict=True):
-        pts = [(r["step"], r[key]) for r in rows if key in r and "step" in r]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, lw=1.4, color="#1f3b73")
-        if log_scale and pts and min(y for _, y in pts) > 0:
+    for ax, (keys, title, log_scale) in zip(axes[0], panels, strict=True):
+        low = math.inf
+        for key, colour in zip(keys, colours, strict=False):
+            pts = [(r["step"], r[key]) for r in rows if key in r and "step" in r]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, lw=1.4, color=colour, label=key.removeprefix("probe_") if len(keys) > 1 else None)
+                low = min(low, *ys)
+        if log_scale and low > 0 and math.isfinite(low):
             ax.set_yscale("log")
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

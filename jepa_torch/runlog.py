@@ -12,7 +12,7 @@ from tqdm import tqdm
 __all__ = ["COLUMNS", "RunLogger", "read_log"]
 
 COLUMNS = ("step", "epoch", "loss", "prediction_loss", "regulariser", "lr", "weight_decay", "momentum",
-           "images_per_s", "rankme", "feature_std")
+           "images_per_s", "rankme", "feature_std", "probe_linear", "probe_knn")
 
 
 def read_log(path: Path) -> list[dict[str, float]]:

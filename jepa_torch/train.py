@@ -11,6 +11,11 @@ Under torchrun each process takes a contiguous share of every global batch, the
 masks of the global batch are drawn once and sliced, and DDP averages gradients:
 ``N`` processes at batch ``b`` compute what one process computes at batch ``N * b``.
 Rank 0 alone writes files.
+
+Two methods share this loop (``method.name``): I-JEPA (masked prediction, EMA target,
+``jepa_torch.step``) and LeJEPA (multi-view prediction plus SIGReg, ``jepa_torch.lejepa``). For
+LeJEPA the step's views, like I-JEPA's masks, are a pure function of (seed, step), and so are
+the SIGReg directions of either method.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from jepa_core.masks import MaskConfig, sample_masks, sample_masks_1d
@@ -38,10 +43,12 @@ from .checkpoint import CheckpointError, UnreadableCheckpoint
 from .config import ConfigError, TrainConfig
 from .config_io import config_to_dict, save_config
 from .data import EpochBatches, build_dataset, input_spec, make_loader
-from .runlog import RunLogger
-from .models import build_image_jepa, build_sequence_jepa
+from .lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
+from .models import build_image_jepa, build_sequence_jepa, build_vit
 from .monitor import FixedBatchMonitor
 from .optim import apply_schedules, make_optimizer
+from .regularisers import sigreg_directions
+from .runlog import RunLogger
 from .resume import (
     ResumeState,
     checkpoint_path,
@@ -53,8 +60,12 @@ from .resume import (
     set_rng_state,
 )
 from .step import JEPA, StepConfig, compile_model, train_step
+from .views import MultiCrop, view_generator
 
-__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "masks_for_step", "train"]
+__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "directions_for_step", "make_plan",
+           "masks_for_step", "multicrop", "networks", "train"]
+
+_DIRECTIONS = 0x73696772  # stream tag of the SIGReg directions
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +153,39 @@ def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, grid: tuple[int, int]
     return context, targets
 
 
-def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA, tuple[int, int]]:
+def directions_for_step(cfg: TrainConfig, step: int, dim: int, device: torch.device) -> Tensor:
+    """The SIGReg directions ``(dim, optimization.sigreg_slices)`` of a step, a pure function of (seed, step)."""
+    seed = int(np.random.SeedSequence([cfg.run.seed % 2**64, step, _DIRECTIONS]).generate_state(1)[0])
+    return sigreg_directions(dim, cfg.optimization.sigreg_slices, seed, device)
+
+
+def multicrop(cfg: TrainConfig) -> MultiCrop:
+    """LeJEPA's views of ``method.*``: global ones at ``data.img_size``, local ones at ``method.local_size``."""
+    m = cfg.method
+    return MultiCrop(m.global_views, m.local_views, cfg.data.img_size, m.local_size, m.global_scale, m.local_scale,
+                     rotation=m.rotation, flip=m.flip)
+
+
+def networks(model: JEPA | LeJEPA) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """``(encoder, predictor, target encoder)`` as checkpoints store them.
+
+    A LeJEPA checkpoint stores its projector head in the ``predictor`` entry and the encoder again as
+    ``target_encoder`` (it has no EMA copy), so every reader of I-JEPA files (evaluation, export,
+    resume) reads it unchanged.
+    """
+    if isinstance(model, LeJEPA):
+        return model.encoder, model.projector, model.encoder
+    return model.encoder, model.predictor, model.target_encoder
+
+
+def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA | LeJEPA, tuple[int, int]]:
     """The run's networks at initialisation (from the current torch seed) and the token grid."""
     kind, shape = spec
     m = cfg.model
+    if cfg.method.name == "lejepa":
+        vit = build_vit(m.preset, img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=shape[0],
+                        depth=m.depth, depth_rescale=m.depth_rescale)
+        return LeJEPA(vit, cfg.method.projector_hidden, cfg.method.projector_dim), cfg.grid()
     if kind == "sequence":
         seq_len, input_dim = shape
         encoder, predictor = build_sequence_jepa(input_dim, seq_len, preset=m.preset, depth=m.depth, pred_depth=m.pred_depth,
@@ -169,7 +209,7 @@ def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
     return [path for _, path in reversed(list_checkpoints(folder))]
 
 
-def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA,
+def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA | LeJEPA,
                  optimizer: torch.optim.Optimizer) -> tuple[Path, ResumeState] | None:
     """Load the checkpoint to resume from into the model and optimiser.
 
@@ -178,10 +218,11 @@ def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA,
     the run. A named file (``run.resume=<path>``) must load.
     """
     candidates = _resume_candidates(cfg, folder)
+    encoder, predictor, target_encoder = networks(model)
     for path in candidates:
         try:
-            state = load_training_checkpoint(path, encoder=model.encoder, predictor=model.predictor,
-                                             target_encoder=model.target_encoder, optimizer=optimizer)
+            state = load_training_checkpoint(path, encoder=encoder, predictor=predictor,
+                                             target_encoder=target_encoder, optimizer=optimizer)
         except UnreadableCheckpoint as exc:
             if cfg.run.resume != "auto":
                 raise
@@ -212,17 +253,26 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed % 2**32)
 
-    dataset = build_dataset(cfg)
+    lejepa = cfg.method.name == "lejepa"
+    dataset = build_dataset(cfg, augment=not lejepa)  # LeJEPA's views are crops of the un-augmented image
     model, grid = build_model(cfg, input_spec(dataset))
     model.to(env.device)
+    encoder, predictor, target_encoder = networks(model)
     opt_cfg = cfg.optimization
-    optimizer = make_optimizer([model.encoder, model.predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
+    optimizer = make_optimizer([encoder, predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
     plan = make_plan(cfg, len(dataset), env.world_size)
     lr_at = WarmupCosineLR(opt_cfg.start_lr, opt_cfg.lr, opt_cfg.final_lr, plan.warmup_steps, plan.schedule_steps)
     wd_at = CosineWeightDecay(opt_cfg.weight_decay, opt_cfg.final_weight_decay, plan.schedule_steps)
     momentum_at = MomentumSchedule(opt_cfg.ema[0], opt_cfg.ema[1], plan.schedule_steps)
     step_cfg = StepConfig(loss=opt_cfg.loss, var_weight=opt_cfg.var_weight, cov_weight=opt_cfg.cov_weight,
+                          sigreg_weight=opt_cfg.sigreg_weight, sigreg_embedding=opt_cfg.sigreg_embedding,
                           grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
+    lejepa_cfg = LeJEPAStepConfig(num_global=cfg.method.global_views, lam=cfg.method.sigreg_lambda,
+                                  grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
+    views_of = multicrop(cfg)
+    knots = torch.linspace(-5.0, 5.0, opt_cfg.sigreg_knots, device=env.device)  # (T,)
+    sigreg_dim = cfg.method.projector_dim if isinstance(model, LeJEPA) else model.encoder.embed_dim
+    uses_directions = lejepa or opt_cfg.sigreg_weight > 0
 
     start = 0
     resumed = _load_resume(cfg, ckpt_dir, model, optimizer)
@@ -238,16 +288,26 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         start = state.step
         set_rng_state(state.rng)
     if cfg.run.compile:
-        compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
+        if isinstance(model, LeJEPA):
+            model.encoder.compile()
+        else:
+            compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
+    forward: nn.Module = model  # what a LeJEPA step calls: the model, or its DDP wrapper
     if env.world_size > 1:
         ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
-        model.encoder = cast(Any, DistributedDataParallel(model.encoder, **ddp_args))
-        model.predictor = cast(Any, DistributedDataParallel(model.predictor, **ddp_args))
+        if isinstance(model, LeJEPA):
+            if env.device.type == "cuda":  # the projector's batch statistics over the global batch (no CPU kernel)
+                nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # in place
+            forward = DistributedDataParallel(model, **ddp_args)
+        else:
+            model.encoder = cast(Any, DistributedDataParallel(model.encoder, **ddp_args))
+            model.predictor = cast(Any, DistributedDataParallel(model.predictor, **ddp_args))
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
-    monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device,
-                                 warn_after=plan.warmup_steps) if env.is_main and cfg.run.monitor_every else None)
+    monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device, warn_after=plan.warmup_steps,
+                                 holdout=build_dataset(cfg, "holdout", augment=False))
+               if env.is_main and cfg.run.monitor_every else None)
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
@@ -260,8 +320,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     throughput = 0.0
 
     def save(step_done: int, loss_value: float) -> Path | None:
-        bad = [n for n, p in model.encoder.named_parameters() if not bool(torch.isfinite(p).all())]
-        bad += [n for n, p in model.predictor.named_parameters() if not bool(torch.isfinite(p).all())]
+        bad = [n for n, p in encoder.named_parameters() if not bool(torch.isfinite(p).all())]
+        bad += [n for n, p in predictor.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
             raise TrainingDiverged(
                 f"weights are not finite at step {step_done} (first: {bad[0]}); not saving them; the last good "
@@ -269,7 +329,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         path = checkpoint_path(ckpt_dir, step_done)
         if env.is_main:
             save_training_checkpoint(
-                path, encoder=model.encoder, predictor=model.predictor, target_encoder=model.target_encoder,
+                path, encoder=encoder, predictor=predictor, target_encoder=target_encoder,
                 optimizer=optimizer, step=step_done, epoch=step_done // plan.iterations_per_epoch,
                 config=config_dict, global_batch=plan.global_batch, world_size=env.world_size, loss=loss_value)
             prune_checkpoints(ckpt_dir, cfg.run.keep_checkpoints)
@@ -281,10 +341,16 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             order = batches.indices(epoch, first, env.rank, env.world_size)
             for images in make_loader(dataset, order, cfg.data.num_workers, cfg.run.seed, epoch):
                 images = images.to(env.device, non_blocking=True)
-                menc, mpred = masks_for_step(cfg, mask_cfg, grid, step, plan.global_batch, env.rank, env.device)
                 lr, wd, momentum = lr_at(step), wd_at(step), momentum_at(step)
                 apply_schedules(optimizer, lr, wd)
-                result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg)
+                directions = directions_for_step(cfg, step, sigreg_dim, env.device) if uses_directions else None
+                if isinstance(model, LeJEPA):
+                    views = views_of(images, view_generator(cfg.run.seed, step),
+                                     rows=(env.rank * cfg.data.batch_size, plan.global_batch))
+                    result = lejepa_step(forward, optimizer, views, cast(Tensor, directions), knots, lejepa_cfg)
+                else:
+                    menc, mpred = masks_for_step(cfg, mask_cfg, grid, step, plan.global_batch, env.rank, env.device)
+                    result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg, directions, knots)
                 loss = result.loss.detach().clone()
                 if env.world_size > 1:
                     dist.all_reduce(loss)
@@ -304,9 +370,11 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                     window_start, window_steps = now, 0
                     row = {"step": float(step), "epoch": float(epoch), "loss": value,
                            "prediction_loss": float(result.prediction_loss), "regulariser": float(result.regulariser),
-                           "lr": lr, "weight_decay": wd, "momentum": momentum, "images_per_s": throughput}
+                           "lr": lr, "weight_decay": wd, "images_per_s": throughput}
+                    if not lejepa:
+                        row["momentum"] = momentum
                     if monitor is not None and (step % cfg.run.monitor_every == 0 or step == plan.run_steps):
-                        row.update(monitor.measure(model.target_encoder, step))
+                        row.update(monitor.measure(target_encoder, step))
                     if logger is not None:
                         logger.log(row)
                     if on_log is not None:
