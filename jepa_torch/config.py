@@ -243,7 +243,7 @@ class MethodConfig:
             ``data.img_size``).
         rotation: rotate views by up to this many degrees.
         flip: mirror views at random.
-        projector_hidden, projector_dim: the projector head's widths.
+        projector_hidden, projector_dim: the projector head's widths (hidden 0: one linear layer).
         sigreg_lambda: ``loss = (1 - lambda) * prediction + lambda * SIGReg``.
     """
 
@@ -262,8 +262,8 @@ class MethodConfig:
     def __post_init__(self) -> None:
         if self.name not in ("ijepa", "lejepa"):
             raise _fail("method.name", self.name, "use ijepa or lejepa")
-        _positive("method", self, "global_views", "local_size", "projector_hidden", "projector_dim")
-        _non_negative("method", self, "local_views", "rotation")
+        _positive("method", self, "global_views", "local_size", "projector_dim")
+        _non_negative("method", self, "local_views", "rotation", "projector_hidden")
         _range("method.global_scale", self.global_scale, 1e-6, 1.0)
         _range("method.local_scale", self.local_scale, 1e-6, 1.0)
         if not 0.0 <= self.sigreg_lambda <= 1.0:

@@ -1,21 +1,24 @@
 """The demo: pretrain a small ViT on the bundled digits, evaluate it, draw what happened.
 
-    jepa-torch demo                  # about 5 CPU minutes; writes runs/demo/
+    jepa-torch demo                  # a few CPU minutes; writes runs/demo/
     jepa-torch demo --seeds 0 1 2    # the same recipe over three seeds, mean and std
 
-It trains ``configs/digits_demo.yaml`` (the recipe of docs/evaluation.md), then probes the
-frozen target encoder on the 20% of digits that training never saw, next to the same ViT
-at random initialisation and the raw pixels, and writes PNGs: the training curves (loss,
-learning rate, EMA momentum, RankMe, feature std), sampled masks over a digit, and a 2-D
-PCA of the held-out features coloured by label.
+It trains :data:`DEFAULT_CONFIG` (the best recipe of docs/evaluation.md at the demo's CPU budget),
+then probes the frozen encoder (I-JEPA: the target encoder) on the 20% of digits that training
+never saw, next to the same ViT at random initialisation and the raw pixels, and writes PNGs: the
+training curves (loss, learning rate, RankMe, feature std, the online probe), what one step sees
+(LeJEPA's views or I-JEPA's masks over a digit), and a 2-D PCA of the held-out features coloured
+by label.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +29,9 @@ from .config import TrainConfig
 from .config_io import load_config
 from .data import build_dataset
 from .evaluate import EvalReport, evaluate_checkpoint, format_table
-from .plots import plot_feature_pca, render_masks
-from .train import train
+from .plots import plot_feature_pca, render_masks, render_views
+from .train import multicrop, train
+from .views import view_generator
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "run_demo", "run_seeds"]
 
@@ -42,13 +46,25 @@ def _with(cfg: TrainConfig, out: Path, seed: int) -> TrainConfig:
     return replace(cfg, run=replace(cfg.run, out_dir=str(out), seed=seed))
 
 
-def _draw_masks(cfg: TrainConfig, path: Path) -> None:
+def _unit_range(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    out: np.ndarray[Any, Any] = (x - x.min()) / max(float(np.ptp(x)), 1e-12)
+    return out
+
+
+def _draw_inputs(cfg: TrainConfig, out: Path) -> Path:
+    """What one step sees: I-JEPA's masks over a held-out digit (masks.png), or LeJEPA's views of four
+    held-out digits (views.png)."""
     images = build_dataset(cfg, "holdout", augment=False)
-    batch = sample_masks(cfg.grid(), cfg.mask.to_mask_config(), cfg.run.seed, 4)
-    picture = images[(0, 0, 0)].permute(1, 2, 0).numpy()  # (H, W, C)
-    picture = (picture - picture.min()) / max(float(np.ptp(picture)), 1e-12)
-    render_masks(batch, cfg.grid(), path, image=picture, samples=4,
-                 title="context (blue) and target blocks of one batch, over a held-out digit")
+    if cfg.method.name == "lejepa":
+        batch = torch.stack([images[(0, 0, i)] for i in range(4)])  # (4, C, H, W)
+        views = multicrop(cfg)(batch, view_generator(cfg.run.seed, 0))
+        pictures = [_unit_range(v.permute(0, 2, 3, 1).numpy()) for v in views]  # each (4, h, w, C)
+        return render_views(pictures, out / "views.png", cfg.method.global_views,
+                            title="LeJEPA's views of four held-out digits (one step's crops)")
+    batch_masks = sample_masks(cfg.grid(), cfg.mask.to_mask_config(), cfg.run.seed, 4)
+    picture = _unit_range(images[(0, 0, 0)].permute(1, 2, 0).numpy())  # (H, W, C)
+    return render_masks(batch_masks, cfg.grid(), out / "masks.png", image=picture, samples=4,
+                        title="context (blue) and target blocks of one batch, over a held-out digit")
 
 
 def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo", seed: int = 0,
@@ -56,16 +72,18 @@ def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo",
     """Train, evaluate and draw one seed; returns the evaluation."""
     out = Path(out)
     cfg = _with(load_config(config, overrides), out, seed)
+    start = time.perf_counter()
     summary = train(cfg, progress=progress)
+    seconds = time.perf_counter() - start
     if summary.last_checkpoint is None:
         raise RuntimeError("the run wrote no checkpoint")
     report = evaluate_checkpoint(summary.last_checkpoint, seed=seed)
-    _draw_masks(cfg, out / "masks.png")
+    inputs = _draw_inputs(cfg, out)
     plot_feature_pca(report.test_features, report.test_labels, out / "pca.png",
-                     title=f"held-out digits, I-JEPA target features (step {report.step}), PCA")
-    print(f"\n{out}: {summary.steps} steps, {summary.images_per_s:.1f} images/s at the end")
+                     title=f"held-out digits, {report.rows[0].name} features (step {report.step}), PCA")
+    print(f"\n{out}: {summary.steps} steps in {seconds:.0f} s of training, {summary.images_per_s:.1f} images/s at the end")
     print(format_table(report.rows))
-    print(f"pictures: {out / 'curves.png'}, {out / 'masks.png'}, {out / 'pca.png'}")
+    print(f"pictures: {out / 'curves.png'}, {inputs}, {out / 'pca.png'}")
     return report
 
 

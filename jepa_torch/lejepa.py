@@ -31,17 +31,18 @@ __all__ = ["LeJEPA", "LeJEPAStepConfig", "Projector", "lejepa_loss", "lejepa_ste
 
 
 class Projector(nn.Module):
-    """The projector head: ``Linear -> BatchNorm -> GELU`` twice, then ``Linear``; ``(N, D) -> (N, K)``.
+    """The projector head ``(N, D) -> (N, K)``: ``Linear -> BatchNorm -> GELU`` twice, then ``Linear``;
+    with ``hidden=0`` one ``Linear`` alone.
 
     Args:
         dim: input width (the encoder's).
-        hidden: hidden width.
+        hidden: hidden width (0: no hidden layer).
         out: embedding width ``K`` that SIGReg shapes.
     """
 
     def __init__(self, dim: int, hidden: int, out: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(
+        self.net = nn.Sequential(nn.Linear(dim, out)) if hidden == 0 else nn.Sequential(
             nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
             nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
             nn.Linear(hidden, out),

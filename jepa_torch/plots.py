@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from jepa_core.masks import Grid, MaskBatch
 
-__all__ = ["plot_feature_pca", "plot_training_curves", "render_masks"]
+__all__ = ["plot_feature_pca", "plot_training_curves", "render_masks", "render_views"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -96,6 +96,41 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def render_views(views: Sequence[NDArray[Any]], path: str | Path, num_global: int, title: str | None = None) -> Path:
+    """Draw the views of a few images to a PNG: one row per image, one column per view.
+
+    Args:
+        views: one ``(samples, H_v, W_v)`` or ``(samples, H_v, W_v, 3)`` array per view, values in ``[0, 1]``
+            (views may differ in size: each is drawn at the same panel size).
+        path: the PNG to write (parent folders are created).
+        num_global: how many leading views are global (their titles say so).
+        title: optional figure title.
+
+    Returns:
+        The path written.
+    """
+    plt = _pyplot()
+    rows, cols = int(views[0].shape[0]), len(views)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.5 * rows + 0.4), squeeze=False)
+    for j, view in enumerate(views):
+        for i in range(rows):
+            ax = axes[i][j]
+            ax.imshow(view[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                side = view.shape[2]
+                ax.set_title(f"{'global' if j < num_global else 'local'} {side}px", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

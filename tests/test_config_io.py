@@ -121,7 +121,7 @@ def test_overrides_win_over_the_file_and_leave_the_rest(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("modle:\n  preset: vit_tiny\n", r"^modle: unknown section; did you mean model\? valid sections: model, data"),
+        ("modle:\n  preset: vit_tiny\n", r"^modle: unknown section; did you mean model\? valid sections: method, model, data"),
         ("model:\n  pred_dept: 4\n", r"^model\.pred_dept: unknown key; did you mean pred_depth\? valid keys: preset"),
         ("optimization:\n  epochs: ten\n", r"^optimization\.epochs='ten': expected an integer, got a string"),
         ("optimization:\n  epochs: 10.0\n", r"^optimization\.epochs=10\.0: expected an integer, got a number"),
@@ -175,7 +175,7 @@ def test_file_errors(tmp_path: Path) -> None:
     one_line_error(r"bad\.yaml:3:2: invalid YAML", write(tmp_path, "model:\n  preset: vit_tiny\n pred_depth: 4\n", "bad.yaml"))
     one_line_error(r"dup\.yaml:3:\d+: invalid YAML \(duplicate key 'lr'\)",
                    write(tmp_path, "optimization:\n  lr: 1.0\n  lr: 2.0\n", "dup.yaml"))
-    one_line_error(r"the top level must be a mapping of sections \(model, data, mask, optimization, run\), got a list",
+    one_line_error(r"the top level must be a mapping of sections \(method, model, data, mask, optimization, run\), got a list",
                    write(tmp_path, "- 1\n- 2\n", "list.yaml"))
     one_line_error(r"got an empty file", write(tmp_path, "# nothing\n", "empty.yaml"))
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00model")
