@@ -60,8 +60,7 @@ def main() -> int:
             summary = train(cfg, progress=False)
             seconds = time.perf_counter() - t0
             assert summary.last_checkpoint is not None
-            first_of_seed = not any(r["seed"] == seed for rows in results.values() for r in rows)
-            report = evaluate_checkpoint(summary.last_checkpoint, seed=seed, baselines=first_of_seed)
+            report = evaluate_checkpoint(summary.last_checkpoint, seed=seed)
             log = read_log(out / "log.csv")
             ranks = [r["rankme"] for r in log if "rankme" in r]
             row = {"seed": seed, "seconds": seconds, "final_loss": summary.losses[-1][1],
@@ -69,8 +68,10 @@ def main() -> int:
                    "linear": report.rows[0].linear, "knn": report.rows[0].knn}
             results.setdefault(name, []).append(row)
             for r in report.rows:
-                if r.name in ("same ViT, random init", "raw pixels"):
-                    baselines.setdefault(r.name, []).append((r.linear, r.knn))
+                if r.name == "same ViT, random init":  # each variant's own architecture, at its seed
+                    baselines.setdefault(f"{name}: same ViT, random init", []).append((r.linear, r.knn))
+                elif r.name == "raw pixels" and len(baselines.get(r.name, [])) < len(args.seeds):
+                    baselines.setdefault(r.name, []).append((r.linear, r.knn))  # once per seed
             print(f"{name:24s} seed {seed}: loss {row['final_loss']:.4f} RankMe {row['rankme']:.1f} "
                   f"linear {100 * row['linear']:.2f}% kNN {100 * row['knn']:.2f}% ({seconds:.0f} s)", flush=True)
 

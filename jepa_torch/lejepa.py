@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .regularisers import sigreg
-from .step import Precision, StepResult, autocast_for
+from .step import Precision, StepResult, autocast_for, backward_and_step
 from .vit import TransformerEncoder
 
 __all__ = ["LeJEPA", "LeJEPAStepConfig", "Projector", "lejepa_loss", "lejepa_step", "prediction_term_as_spec"]
@@ -163,10 +163,5 @@ def lejepa_step(model: nn.Module, optimizer: torch.optim.Optimizer, views: list[
     with autocast_for(views[0].device, config.precision):
         z = model(views)  # (V, B, K)
     loss, prediction, regulariser = lejepa_loss(z, config.num_global, directions, knots, config.lam)
-    loss.backward()  # type: ignore[no-untyped-call]
-    grad_norm = None
-    if config.grad_clip is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-    optimizer.step()
+    grad_norm = backward_and_step(loss, optimizer, config.grad_clip)
     return StepResult(loss.detach(), prediction.detach(), regulariser.detach(), grad_norm)

@@ -31,7 +31,8 @@ from .predictor import Predictor
 from .regularisers import sigreg, variance_covariance
 from .vit import TransformerEncoder, apply_masks, repeat_interleave_batch
 
-__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "compile_model", "group_by_length", "train_step"]
+__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "group_by_length",
+           "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -188,6 +189,21 @@ def autocast_for(device: torch.device, precision: Precision = "auto") -> context
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def backward_and_step(loss: Tensor, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> Tensor | None:
+    """Backpropagate ``loss``, clip the global gradient norm (when ``grad_clip`` is set), step the optimiser.
+
+    Returns:
+        The gradient norm before clipping, or None when clipping is off.
+    """
+    loss.backward()  # type: ignore[no-untyped-call]
+    grad_norm = None
+    if grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return grad_norm
+
+
 def train_step(
     model: JEPA,
     optimizer: torch.optim.Optimizer,
@@ -229,11 +245,6 @@ def train_step(
         embeddings = context if config.sigreg_embedding == "context_tokens" else context.mean(dim=1)
         reg = reg + config.sigreg_weight * sigreg(embeddings, directions, knots)
     loss = pred_loss + reg
-    loss.backward()  # type: ignore[no-untyped-call]
-    grad_norm = None
-    if config.grad_clip is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-    optimizer.step()
+    grad_norm = backward_and_step(loss, optimizer, config.grad_clip)
     update_target_encoder_(model.target_encoder, model.encoder, momentum)
     return StepResult(loss.detach(), pred_loss.detach(), reg.detach(), grad_norm)
