@@ -31,8 +31,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "corrected": ("ijepa", NO_VC),
     "ijepa_vc": ("ijepa", []),
     "vc_strong": ("ijepa", ["optimization.var_weight=2.0", "optimization.cov_weight=0.1"]),
+    "vc_cov": ("ijepa", ["optimization.cov_weight=0.2"]),
+    "ema099": ("ijepa", [*NO_VC, "optimization.ema=[0.99,1.0]"]),
+    "lr3e-4": ("ijepa", [*NO_VC, "optimization.lr=3e-4"]),
     "official_vc": ("ijepa", ["mask.official_compatible=true"]),
-    "ijepa_sigreg": ("ijepa", [*NO_VC, "optimization.sigreg_weight=0.05"]),
+    "ijepa_sigreg": ("ijepa", [*NO_VC, "optimization.sigreg_weight=0.01"]),  # context tokens: the best weight tried
     "ijepa_sigreg_pooled": ("ijepa", [*NO_VC, "optimization.sigreg_weight=0.05",
                                       "optimization.sigreg_embedding=context_pooled"]),
     # LeJEPA (configs/digits_lejepa.yaml)

@@ -12,8 +12,8 @@ fixed batch's pooled features can:
 The JEPA loss is only a proxy for what the features are worth, so the monitor also runs an
 **online probe** when the run has labels: a linear probe (standardised logistic regression,
 ``C = 0.1``) and kNN (cosine, k = 20, as the final evaluation) fitted on the fixed batch and
-scored on the held-out split. It reuses the fixed batch's features, so it adds the cost of
-encoding the held-out split and of fitting the two probes.
+scored on (at most ``probe_size`` of) the held-out split. It reuses the fixed batch's features,
+so it adds the cost of encoding those held-out inputs and of fitting the two probes.
 """
 
 from __future__ import annotations
@@ -75,29 +75,37 @@ def collapse_stats(features: Tensor) -> CollapseStats:
     return CollapseStats(rankme(features), feature_std(features), int(features.shape[-1]))
 
 
+def _spread(length: int, size: int) -> list[int]:
+    """``min(size, length)`` positions evenly over ``0 .. length - 1`` (a split sorted by class keeps every class)."""
+    n = min(size, length)
+    return sorted({round(i * (length - 1) / max(n - 1, 1)) for i in range(n)})
+
+
 class FixedBatchMonitor:
     """The monitors on one fixed batch of un-augmented training inputs, for the whole run.
 
     Args:
         dataset: a split indexed by ``(seed, epoch, index)`` (``jepa_torch.data``), un-augmented.
         device: where the encoder runs.
-        size: how many inputs (the first ``size`` of the split).
+        size: how many inputs (spread evenly over the split, so a split sorted by class keeps every class).
         warn_after: no collapse warning up to this step (features of a freshly initialised ViT
             are nearly rank one; they spread once the warm-up has run).
         holdout: the held-out split, un-augmented; with labels on both, the online probe runs.
+        probe_size: how many held-out inputs (spread evenly) the online probe scores on, kept in memory.
     """
 
     def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512,
-                 warn_after: int = 0, holdout: Dataset[Tensor] | None = None) -> None:
-        n = min(size, len(dataset))  # type: ignore[arg-type]
-        self.inputs = torch.stack([dataset[(0, 0, i)] for i in range(n)]).to(device)
+                 warn_after: int = 0, holdout: Dataset[Tensor] | None = None, probe_size: int = 1024) -> None:
+        picked = _spread(len(dataset), size)  # type: ignore[arg-type]
+        self.inputs = torch.stack([dataset[(0, 0, i)] for i in picked]).to(device)
         self.warned = False
         self.warn_after = warn_after
         labels, held_labels = getattr(dataset, "labels", None), getattr(holdout, "labels", None)
         self.probe: tuple[Tensor, Tensor, Tensor] | None = None
         if holdout is not None and labels is not None and held_labels is not None and len(held_labels):
-            held = torch.stack([holdout[(0, 0, i)] for i in range(len(held_labels))]).to(device)
-            self.probe = (labels[:n], held, held_labels)
+            held_picked = _spread(len(held_labels), probe_size)
+            held = torch.stack([holdout[(0, 0, i)] for i in held_picked]).to(device)
+            self.probe = (labels[picked], held, held_labels[held_picked])
 
     @staticmethod
     def _pooled(encoder: nn.Module, inputs: Tensor) -> Tensor:

@@ -189,3 +189,13 @@ def test_online_probe_separates_an_informative_encoder_from_a_collapsed_one() ->
     informative, collapsed = monitor.measure(_Pixels(), 1), monitor.measure(_Constant(), 1)
     assert informative["probe_linear"] > 0.8 and informative["probe_knn"] > 0.8
     assert collapsed["probe_linear"] < 0.2 and collapsed["probe_knn"] < 0.2
+
+
+def test_monitor_inputs_are_spread_over_the_split() -> None:
+    """A split sorted by class (image folders) must not give the monitor one class only."""
+    from jepa_torch.monitor import _spread
+
+    assert _spread(10, 4) == [0, 3, 6, 9]
+    assert _spread(3, 10) == [0, 1, 2]
+    labels = [c for c in range(8) for _ in range(100)]  # 800 samples sorted by class
+    assert {labels[i] for i in _spread(800, 64)} == set(range(8))
