@@ -58,9 +58,9 @@ def _draw_inputs(cfg: TrainConfig, out: Path) -> Path:
     if cfg.method.name == "lejepa":
         batch = torch.stack([images[(0, 0, i)] for i in range(4)])  # (4, C, H, W)
         views = multicrop(cfg)(batch, view_generator(cfg.run.seed, 0))
-        pictures = [_unit_range(v.permute(0, 2, 3, 1).numpy()) for v in views]  # each (4, h, w, C)
+        pictures = [_unit_range(v.mean(dim=1).numpy()) for v in views]  # each (4, h, w), channels averaged
         return render_views(pictures, out / "views.png", cfg.method.global_views,
-                            title="LeJEPA's views of four held-out digits (one step's crops)")
+                            title="LeJEPA's views of four\nheld-out digits (one step)")
     batch_masks = sample_masks(cfg.grid(), cfg.mask.to_mask_config(), cfg.run.seed, 4)
     picture = _unit_range(images[(0, 0, 0)].permute(1, 2, 0).numpy())  # (H, W, C)
     return render_masks(batch_masks, cfg.grid(), out / "masks.png", image=picture, samples=4,

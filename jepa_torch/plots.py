@@ -118,7 +118,7 @@ def render_views(views: Sequence[NDArray[Any]], path: str | Path, num_global: in
     """
     plt = _pyplot()
     rows, cols = int(views[0].shape[0]), len(views)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.5 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.5 * cols, 3.2), 1.5 * rows + 0.6), squeeze=False)
     for j, view in enumerate(views):
         for i in range(rows):
             ax = axes[i][j]
