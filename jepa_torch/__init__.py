@@ -1,8 +1,9 @@
 """jepa_torch: the PyTorch implementation of the JEPA spec, and its trainer.
 
 ViT encoders (tiny to giant) and the I-JEPA predictor with the official state-dict
-layout, the JEPA training step (CPU fp32, CUDA bf16), official checkpoint I/O,
-and the torch backend of the law suite (``jepa_torch.backend:backend``).
+layout, the I-JEPA and LeJEPA training steps (CPU fp32, CUDA bf16), the regularisers
+(VICReg, SIGReg), official checkpoint I/O, and the torch backend of the law suite
+(``jepa_torch.backend:backend``).
 The trainer is ``jepa_torch.train.train`` and the ``jepa-torch`` command.
 """
 
@@ -12,6 +13,9 @@ from .checkpoint import load_official as load_official
 from .checkpoint import save_official as save_official
 from .export import export_encoder as export_encoder
 from .export import load_encoder as load_encoder
+from .lejepa import LeJEPA as LeJEPA
+from .lejepa import LeJEPAStepConfig as LeJEPAStepConfig
+from .lejepa import lejepa_step as lejepa_step
 from .models import VIT_PRESETS as VIT_PRESETS
 from .models import build_image_jepa as build_image_jepa
 from .models import build_predictor as build_predictor
@@ -21,6 +25,9 @@ from .models import make_target_encoder as make_target_encoder
 from .models import output_size as output_size
 from .optim import make_optimizer as make_optimizer
 from .predictor import Predictor as Predictor
+from .regularisers import sigreg as sigreg
+from .regularisers import vicreg_covariance as vicreg_covariance
+from .regularisers import vicreg_variance as vicreg_variance
 from .step import JEPA as JEPA
 from .step import StepConfig as StepConfig
 from .step import train_step as train_step
@@ -28,12 +35,16 @@ from .tokens import SequenceTransformer as SequenceTransformer
 from .vit import TransformerEncoder as TransformerEncoder
 from .vit import VisionTransformer as VisionTransformer
 from .vit import apply_masks as apply_masks
+from .views import MultiCrop as MultiCrop
 from .vit import repeat_interleave_batch as repeat_interleave_batch
 
 __all__ = [
     "JEPA",
     "VIT_PRESETS",
     "CheckpointError",
+    "LeJEPA",
+    "LeJEPAStepConfig",
+    "MultiCrop",
     "Predictor",
     "SequenceTransformer",
     "StepConfig",
@@ -46,6 +57,7 @@ __all__ = [
     "build_vit",
     "export_encoder",
     "infer_vit_config",
+    "lejepa_step",
     "load_encoder",
     "load_official",
     "make_optimizer",
@@ -53,5 +65,8 @@ __all__ = [
     "output_size",
     "repeat_interleave_batch",
     "save_official",
+    "sigreg",
     "train_step",
+    "vicreg_covariance",
+    "vicreg_variance",
 ]
