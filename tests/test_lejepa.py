@@ -53,14 +53,17 @@ def test_a_whole_image_crop_is_the_image_and_a_flip_mirrors_it() -> None:
     assert seen == {True, False}  # mirrored in about half the draws, and only mirrored or kept
 
 
-def test_a_half_area_crop_shows_half_the_image() -> None:
-    """A crop of area 1/4 and ratio 1 is half the side: a 16 px view of an 8 px quarter, upsampled."""
-    x = torch.zeros(1, 1, 16, 16)
-    x[..., :8, :8] = 1.0  # top-left quarter bright
-    crop = MultiCrop(1, 0, global_size=8, global_scale=(0.25, 0.25), ratio=(1.0, 1.0))
-    means = [float(crop(x, view_generator(s, 0))[0].mean()) for s in range(20)]
-    assert max(means) > 0.2 and min(means) < 0.8  # the crop moves over the image
-    assert all(0.0 <= m <= 1.0 for m in means)
+def test_a_quarter_area_crop_spans_half_the_side_and_moves() -> None:
+    """Area 1/4 at ratio 1 is half the side: on a ramp image a view spans half the ramp, at varying offsets."""
+    ramp = torch.linspace(0, 1, 16)
+    x = torch.stack([ramp.expand(16, 16), ramp[:, None].expand(16, 16)])[None]  # (1, 2, 16, 16): columns, rows
+    crop = MultiCrop(1, 0, global_size=16, global_scale=(0.25, 0.25), ratio=(1.0, 1.0))
+    views = [crop(x, view_generator(s, 0))[0][0] for s in range(20)]  # each (2, 16, 16)
+    for v in views:
+        for channel in v:  # the crop covers half of each axis: about 8 of the 16 ramp steps
+            assert 0.4 < float(channel.max() - channel.min()) < 0.6
+    starts = [float(v[0].min()) for v in views]
+    assert max(starts) - min(starts) > 0.2  # placed at different offsets
 
 
 # ----------------------------------------------------------------------------- the objective
