@@ -7,6 +7,7 @@ and nothing else.
 """
 
 from .backend import Backend as Backend
+from .backend import ObjectiveParts as ObjectiveParts
 from .backend import Schedule as Schedule
 from .ema import DEFAULT_MOMENTUM as DEFAULT_MOMENTUM
 from .ema import ema_closed_form as ema_closed_form
@@ -66,6 +67,7 @@ __all__ = [
     "MaskBatch",
     "MaskConfig",
     "MomentumSchedule",
+    "ObjectiveParts",
     "Predictor",
     "Reduction",
     "Regulariser",

@@ -13,6 +13,7 @@ times with shrinking inputs and must see the same answer for the same input.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from numpy.typing import NDArray
@@ -20,10 +21,34 @@ from numpy.typing import NDArray
 from .loss import Reduction
 from .losses import LossKind
 
-__all__ = ["Backend", "Schedule"]
+__all__ = ["Backend", "ObjectiveParts", "Schedule"]
 
 Schedule = Callable[[int], float]
 """A schedule: the value at a step."""
+
+
+@dataclass(frozen=True)
+class ObjectiveParts:
+    """What a backend's objective is made of, in the backend's arrays.
+
+    The law suite checks the objective against the spec's loss of these parts, and
+    the parts against the model's laws (the targets are the layer-normed target
+    tokens; the context encoder sees the context alone).
+
+    Attributes:
+        context: ``(B, Kc, D)`` the context encoder's output on the context tokens.
+        target_tokens: ``(B, N, D)`` the target encoder's output on all tokens,
+            before normalisation.
+        targets: ``(B, N, D)`` ``target_tokens`` layer-normed over features: what
+            the loss compares the predictions with.
+        predictions: one ``(B, K_i, D)`` prediction per target block, in the
+            order of the blocks.
+    """
+
+    context: Any
+    target_tokens: Any
+    targets: Any
+    predictions: Sequence[Any]
 
 
 class Backend(Protocol):
@@ -36,9 +61,11 @@ class Backend(Protocol):
     name: str
     """A short human-readable name, printed in test reports."""
 
-    mask_sampler: Any
-    """The backend's multi-block mask sampler (the API of :mod:`jepa_core.masks`),
-    or ``None`` when the backend has none; the mask laws then skip."""
+    @property
+    def mask_sampler(self) -> Any:
+        """The backend's multi-block mask sampler (the API of :mod:`jepa_core.masks`),
+        or ``None`` when the backend has none; the mask laws then skip, and the report says so."""
+        ...
 
     def asarray(self, x: NDArray[Any], /) -> Any:
         """Convert a numpy array (float64 values or int64 indices) to the backend's array.
@@ -102,6 +129,23 @@ class Backend(Protocol):
             seed: fixes the model's weights.
             kind: the representation loss.
             reduction: ``"sum"`` or ``"mean"``.
+
+        It *must* equal the spec's loss (:func:`jepa_core.loss.jepa_loss_blocks`) of
+        :meth:`objective_parts`' predictions and targets, computed in float64.
+        """
+        ...
+
+    def objective_parts(
+        self,
+        tokens: Any,
+        context_indices: Any,
+        target_blocks: Sequence[Any],
+        seed: int,
+    ) -> ObjectiveParts:
+        """The context tokens, target tokens and predictions behind :meth:`objective`.
+
+        The same model, from the same ``seed``, on the same inputs: every part in
+        float64.
         """
         ...
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .backend import Schedule
+from .backend import ObjectiveParts, Schedule
 from .ema import ema_update
 from .loss import Reduction, gather_tokens, jepa_loss_blocks
 from .losses import LossKind, elementwise_loss, layer_norm
@@ -133,12 +133,18 @@ class ReferenceBackend:
         kind: LossKind,
         reduction: Reduction,
     ) -> float:
+        parts = self.objective_parts(tokens, context_indices, target_blocks, seed)
+        return jepa_loss_blocks(parts.predictions, parts.targets, target_blocks, kind, reduction)
+
+    def objective_parts(
+        self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray], seed: int
+    ) -> ObjectiveParts:
         _, num_tokens, input_dim = tokens.shape
         model = ReferenceModel.init(seed, num_tokens, input_dim)
         context = model.encode(tokens, context_indices)
-        targets = model.encode_target(tokens)
+        target_tokens = model.encode(tokens)
         predictions = [model.predict(context, block) for block in target_blocks]
-        return jepa_loss_blocks(predictions, targets, target_blocks, kind, reduction)
+        return ObjectiveParts(context, target_tokens, layer_norm(target_tokens), predictions)
 
     def ema_update(
         self, context: Mapping[str, FloatArray], target: Mapping[str, FloatArray], momentum: float

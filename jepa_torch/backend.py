@@ -2,13 +2,15 @@
 
 Every member runs the code that training runs: the losses of ``jepa_torch.losses``, the
 regularisers of ``jepa_torch.regularisers``, the fused EMA kernel of ``jepa_torch.ema``, and,
-in :meth:`TorchBackend.objective`, the real transformer encoder, EMA target encoder and
-I-JEPA predictor (with the sequence front end, in float64). Schedules are the spec's own pure functions, which the trainer also uses.
+in :meth:`TorchBackend.objective`, the training forward itself: a :class:`~jepa_torch.step.JEPA`
+of the real transformer encoder (with the sequence front end), its EMA target encoder and the
+I-JEPA predictor, in float64, called as ``train_step`` calls it, and the training loss
+``grouped_prediction_loss``. Schedules are the spec's own pure functions, which the trainer
+also uses.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,16 +19,16 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from jepa_core.backend import Schedule
+from jepa_core.backend import ObjectiveParts, Schedule
 from jepa_core.loss import Reduction
 from jepa_core.losses import LossKind
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 from . import regularisers
 from .ema import ema_update_
-from .losses import elementwise_loss, jepa_loss_blocks, layer_norm_targets
-from .models import make_target_encoder
+from .losses import elementwise_loss, grouped_prediction_loss, jepa_loss_blocks, layer_norm_targets
 from .predictor import Predictor
+from .step import JEPA
 from .tokens import SequenceTransformer
 
 __all__ = ["TorchBackend", "backend", "cuda_backend"]
@@ -69,34 +71,53 @@ class TorchBackend:
                   kind: LossKind, reduction: Reduction) -> float:
         return float(jepa_loss_blocks(predictions, targets, target_blocks, kind, reduction))
 
-    @torch.no_grad()
-    def objective(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
-        """The I-JEPA objective with a 1-block transformer encoder and predictor, in float64.
-
-        Target blocks of equal size go through the predictor together, as the official masks
-        list (one row group per block): the laws then also check that rows of one predictor
-        call do not leak into each other and come back in the documented order.
-        """
-        _, n, input_dim = tokens.shape
+    def model(self, seed: int, num_tokens: int, input_dim: int) -> JEPA:
+        """The small float64 JEPA of the laws: a 1-block sequence transformer (width 24, 3 heads), its EMA
+        copy and a 1-block predictor (width 12), drawn from ``seed``."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            encoder = SequenceTransformer(input_dim, n, embed_dim=24, depth=1, num_heads=3)
-            predictor = Predictor(grid=(n,), embed_dim=24, predictor_embed_dim=12, depth=1, num_heads=3)
-        encoder, predictor = encoder.to(self.device, torch.float64), predictor.to(self.device, torch.float64)
-        target_encoder = make_target_encoder(encoder)
-        context = encoder(tokens, [context_indices])  # (B, Kc, D)
-        targets = layer_norm_targets(target_encoder(tokens))  # (B, N, D)
-        predictions: list[Tensor | None] = [None] * len(target_blocks)
-        by_size: dict[int, list[int]] = defaultdict(list)
+            encoder = SequenceTransformer(input_dim, num_tokens, embed_dim=24, depth=1, num_heads=3)
+            predictor = Predictor(grid=(num_tokens,), embed_dim=24, predictor_embed_dim=12, depth=1, num_heads=3)
+        return JEPA(encoder, predictor).to(self.device, torch.float64)
+
+    @torch.no_grad()
+    def _forward(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
+                 seed: int) -> tuple[JEPA, list[Tensor], list[Tensor], Tensor, list[list[int]]]:
+        """The training forward: ``(model, prediction groups, target groups, context, block indices per group)``.
+
+        ``JEPA.forward`` groups target blocks of equal size into one predictor call (in order of
+        first appearance), as in training; each group's rows are mask-major.
+        """
+        model = self.model(seed, tokens.shape[1], tokens.shape[2])
+        predictions, targets, context = model(tokens, [context_indices], list(target_blocks))
+        members: dict[int, list[int]] = {}
         for i, block in enumerate(target_blocks):
-            by_size[block.shape[1]].append(i)
-        for members in by_size.values():
-            out = predictor(context, [context_indices], [target_blocks[i] for i in members])  # (M*B, K, D)
-            for j, chunk in enumerate(out.chunk(len(members))):
-                predictions[members[j]] = chunk
-        ready = [p for p in predictions if p is not None]
-        return float(jepa_loss_blocks(ready, targets, target_blocks, kind, reduction))
+            members.setdefault(int(block.shape[1]), []).append(i)
+        return model, predictions, targets, context, list(members.values())
+
+    def objective(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
+                  seed: int, kind: LossKind, reduction: Reduction) -> float:
+        """The training loss of the training forward on a small float64 model (see :meth:`model`).
+
+        With no target block the loss is 0 (training always has one).
+        """
+        if not target_blocks:
+            return 0.0
+        _, predictions, targets, _, _ = self._forward(tokens, context_indices, target_blocks, seed)
+        return float(grouped_prediction_loss(predictions, targets, kind, reduction))
+
+    def objective_parts(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
+                        seed: int) -> ObjectiveParts:
+        """The context tokens, the target encoder's tokens (raw and layer-normed) and each block's prediction,
+        split back out of the grouped predictor calls."""
+        model, groups, _, context, members = self._forward(tokens, context_indices, target_blocks, seed)
+        predictions: list[Tensor] = [tokens.new_empty(0)] * len(target_blocks)
+        for group, indices in zip(groups, members, strict=True):
+            for i, chunk in zip(indices, group.chunk(len(indices)), strict=True):  # (B, K, D) each
+                predictions[i] = chunk
+        with torch.no_grad():
+            target_tokens = model.target_encoder(tokens)  # (B, N, D)
+        return ObjectiveParts(context, target_tokens, layer_norm_targets(target_tokens), predictions)
 
     def vicreg_variance(self, embeddings: Tensor, gamma: float, eps: float) -> float:
         return float(regularisers.vicreg_variance(embeddings, gamma, eps))

@@ -56,18 +56,23 @@ def _at_least_fp32(x: Tensor) -> Tensor:
 
 
 def grouped_prediction_loss(predictions: Sequence[Tensor], targets: Sequence[Tensor],
-                            kind: LossKind = "smooth_l1") -> Tensor:
-    """The mean JEPA loss over aligned groups of different token counts, in fp32 or wider.
+                            kind: LossKind = "smooth_l1", reduction: Reduction = "mean") -> Tensor:
+    """The JEPA loss over aligned groups of different token counts, in fp32 or wider.
 
-    ``sum of all element losses / total elements``: with one group this is exactly
+    ``"sum"`` adds every element loss (the spec's objective); ``"mean"`` divides that by
+    the number of elements. With one group the mean is exactly
     ``prediction_loss(pred, target, kind, "mean")``, the official loss.
     """
     if len(predictions) != len(targets) or not predictions:
         raise ValueError(f"{len(predictions)} prediction groups for {len(targets)} target groups")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'mean'")
     if len(predictions) == 1:
-        return prediction_loss(_at_least_fp32(predictions[0]), _at_least_fp32(targets[0]), kind)
+        return prediction_loss(_at_least_fp32(predictions[0]), _at_least_fp32(targets[0]), kind, reduction)
     total = sum(prediction_loss(_at_least_fp32(p), _at_least_fp32(t), kind, "sum")
                 for p, t in zip(predictions, targets, strict=True))
+    if reduction == "sum":
+        return total  # type: ignore[return-value]
     return total / sum(p.numel() for p in predictions)  # type: ignore[return-value]
 
 

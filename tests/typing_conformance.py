@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from jepa_core.backend import Backend
 from jepa_core.protocols import ContextEncoder, Predictor, RepresentationLoss, TargetEncoder
+from jepa_core.reference import backend as reference_backend
+from jepa_torch.backend import backend as torch_backend
 from jepa_torch.models import build_sequence_jepa, make_target_encoder
 from jepa_torch.spec import (
     BlockPredictor,
@@ -28,3 +31,7 @@ target_encoder: TargetEncoder[Tensor, TargetTokens] = NormalisedTargetEncoder(ma
 predictor: Predictor[EncodedContext, Tensor, Tensor] = BlockPredictor(_predictor)
 smooth_l1: RepresentationLoss[Tensor, Tensor] = smooth_l1_loss
 l2: RepresentationLoss[Tensor, Tensor] = l2_loss
+
+# both shipped backends are Backends: a member missing or mistyped fails here
+reference: Backend = reference_backend
+torch: Backend = torch_backend

@@ -1,0 +1,1 @@
+"""Mutants of the mask sampler (backend.mask_sampler), one per mask law."""
