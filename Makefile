@@ -8,7 +8,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 HYPOTHESIS_PROFILE ?= ci
 export HYPOTHESIS_PROFILE
 
-.PHONY: install demo spec-demo test typecheck unit laws bench clean
+.PHONY: install demo spec-demo test typecheck unit laws mutants bench clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ laws: install
 	$(PY) -m pytest properties --jepa-backend=jepa_torch.backend:backend
 
 test: typecheck unit laws
+
+mutants: install
+	$(PY) -m tests.mutants
 
 bench: install
 	$(PY) benchmarks/bench_step.py

@@ -109,3 +109,25 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path: Path, monkeypatch: 
     with pytest.raises(TrainingDiverged, match=r"weights are not finite at step 8 .*step_00000004\.pt"):
         train(tiny_config(out, max_steps=10), progress=False)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [4]
+
+
+def test_the_trainer_applies_the_schedules_the_law_suite_checks(tmp_path: Path) -> None:
+    """At optimiser step k the run uses lr(k), wd(k) and momentum(k) of the torch backend's schedules."""
+    from jepa_torch.backend import backend
+    from jepa_torch.data import build_dataset
+
+    cfg = tiny_config(tmp_path / "run", max_steps=12)
+    train(cfg, progress=False)
+    plan = train_module.make_plan(cfg, len(build_dataset(cfg)), 1)
+    opt = cfg.optimization
+    lr = backend.lr_schedule(opt.start_lr, opt.lr, opt.final_lr, plan.warmup_steps, plan.schedule_steps)
+    wd = backend.wd_schedule(opt.weight_decay, opt.final_weight_decay, plan.schedule_steps)
+    momentum = backend.momentum_schedule(opt.ema[0], opt.ema[1], plan.schedule_steps)
+    with (tmp_path / "run" / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert plan.warmup_steps >= 2 and len(rows) == 12
+    for row in rows:
+        k = int(row["step"]) - 1  # the row is written after optimiser step k (0-based)
+        assert float(row["lr"]) == pytest.approx(lr(k), rel=1e-12, abs=1e-15), f"lr at step {k}"
+        assert float(row["weight_decay"]) == pytest.approx(wd(k), rel=1e-12, abs=1e-15), f"wd at step {k}"
+        assert float(row["momentum"]) == pytest.approx(momentum(k), rel=1e-12, abs=1e-15), f"momentum at step {k}"

@@ -78,3 +78,53 @@ class VicregWithoutEps(ReferenceBackend):
 
     def vicreg_variance(self, embeddings: FloatArray, gamma: float, eps: float) -> float:
         return vicreg_variance(embeddings, gamma, eps=0.0)
+
+
+@mutant("vicreg_covariance", "test_vicreg_covariance_nonnegative_and_matches_oracle")
+class CovarianceBiased(ReferenceBackend):
+    """The covariance matrix divided by N instead of N - 1."""
+
+    name = "mutant: VICReg covariance biased"
+
+    def vicreg_covariance(self, embeddings: FloatArray) -> float:
+        rows = embeddings.reshape(-1, embeddings.shape[-1])
+        centred = rows - rows.mean(axis=0)
+        cov = centred.T @ centred / rows.shape[0]
+        off = cov - np.diag(np.diag(cov))
+        return float((off**2).sum() / rows.shape[1])
+
+
+@mutant("vicreg_covariance", "test_vicreg_covariance_zero_when_uncorrelated",
+        "test_vicreg_covariance_nonnegative_and_matches_oracle")
+class CovarianceWithDiagonal(ReferenceBackend):
+    """The covariance penalty summed over the whole matrix, variances included."""
+
+    name = "mutant: VICReg covariance keeps the diagonal"
+
+    def vicreg_covariance(self, embeddings: FloatArray) -> float:
+        rows = embeddings.reshape(-1, embeddings.shape[-1])
+        cov = np.cov(rows, rowvar=False).reshape(rows.shape[1], rows.shape[1])
+        return float((cov**2).sum() / rows.shape[1])
+
+
+@mutant("vicreg_variance", "test_vicreg_flattens_leading_axes")
+class VarianceOverTheFirstSample(ReferenceBackend):
+    """Tokens ``(B, K, D)`` regularised as the first sample's ``(K, D)`` rows instead of all ``B * K``."""
+
+    name = "mutant: VICReg variance reads one sample"
+
+    def vicreg_variance(self, embeddings: FloatArray, gamma: float, eps: float) -> float:
+        rows = embeddings[0] if embeddings.ndim == 3 else embeddings
+        return vicreg_variance(rows, gamma, eps)
+
+
+@mutant("sigreg_directions", "test_sigreg_directions_pure_in_seed")
+class DirectionsIgnoreTheSeed(ReferenceBackend):
+    """SIGReg's directions drawn from numpy's global generator, whatever the seed."""
+
+    name = "mutant: SIGReg directions ignore the seed"
+
+    def sigreg_directions(self, dim: int, num: int, seed: int) -> FloatArray:
+        draws = np.random.standard_normal((dim, num))
+        out: FloatArray = draws / np.linalg.norm(draws, axis=0, keepdims=True)
+        return out
