@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .files import WriteError, atomic_write
 from .models import HEADS_BY_WIDTH
 from .predictor import Predictor
 from .tokens import SequenceTransformer
@@ -60,7 +60,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message names the key."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(WriteError):
     """Writing a checkpoint failed (a full disk, no permission); the message names the file and the fix."""
 
 
@@ -350,41 +350,13 @@ def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def atomic_save(obj: Any, path: PathLike) -> None:
-    """``torch.save`` to a temporary file in the target's folder, fsync it, then ``os.replace``.
-
-    A reader never sees a half-written file; on failure the temporary file is removed and an
-    existing file at ``path`` is left as it was.
+    """``torch.save`` through :func:`jepa_torch.files.atomic_write`: all or nothing under ``path``.
 
     Raises:
-        CheckpointWriteError: an ``OSError`` while writing (a full disk, no permission), in one line
-            naming the file.
+        CheckpointWriteError: the folder is missing or an ``OSError`` while writing (a full disk, no
+            permission), in one line naming the file; a training run resumes from its last checkpoint.
     """
-    dest = Path(path)
-    if not dest.parent.is_dir():
-        raise CheckpointError(f"cannot write {dest}: folder {dest.parent} does not exist; create it first")
-    tmp = ""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            error = CheckpointWriteError(
-                f"cannot write {dest} ({exc.strerror or exc}); nothing under that name was changed; free disk "
-                "space or write elsewhere, then rerun (a training run resumes from its last checkpoint)")
-            error.errno = exc.errno
-            raise error from exc
-        raise
-    dir_fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda f: torch.save(obj, f), error=CheckpointWriteError)
 
 
 def save_official(

@@ -19,7 +19,6 @@ import difflib
 import logging
 import os
 import re
-import tempfile
 import types
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, fields
@@ -29,6 +28,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .config import ConfigError, TrainConfig
+from .files import atomic_write
 
 __all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "save_config"]
 
@@ -364,13 +364,4 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
     """
     path = Path(path)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

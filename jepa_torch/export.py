@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from .checkpoint import CheckpointError, infer_vit_config, load_strict, read_official, strip_prefixes
+from .checkpoint import CheckpointError, CheckpointWriteError, infer_vit_config, load_strict, read_official, strip_prefixes
+from .files import atomic_write
 from .vit import TransformerEncoder
 
 __all__ = ["export_encoder", "load_encoder"]
@@ -18,21 +17,6 @@ __all__ = ["export_encoder", "load_encoder"]
 Which = Literal["target", "context"]
 Format = Literal["safetensors", "official"]
 _KEYS: dict[str, str] = {"target": "target_encoder", "context": "encoder"}
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    if not path.parent.is_dir():
-        raise CheckpointError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "target",
@@ -57,19 +41,19 @@ def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "t
         raise CheckpointError(f"{checkpoint}: has no {key!r} state dict; not an I-JEPA checkpoint")
     dest = Path(out)
     if fmt == "safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in strip_prefixes(ckpt[key]).items()}
         meta = {"format": "jepa-torch-encoder", "which": which, "step": str(ckpt.get("step", "")),
                 "config": json.dumps(ckpt.get("config", {}))}
-        _atomic_write(dest, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        atomic_write(dest, lambda f: f.write(save(tensors, metadata=meta)), error=CheckpointWriteError)
     elif fmt == "official":
         missing = [k for k in ("encoder", "predictor", "target_encoder") if k not in ckpt]
         if missing:
             raise CheckpointError(f"{checkpoint}: has no {missing[0]!r}; cannot write the official layout")
         payload = {k: strip_prefixes(ckpt[k]) for k in ("encoder", "predictor", "target_encoder")}
         payload["epoch"] = ckpt.get("epoch", 0)
-        _atomic_write(dest, lambda tmp: torch.save(payload, tmp))
+        atomic_write(dest, lambda f: torch.save(payload, f), error=CheckpointWriteError)
     else:
         raise CheckpointError(f"format {fmt!r}: use safetensors or official")
     return dest

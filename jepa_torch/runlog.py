@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from .files import atomic_write
 
 __all__ = ["COLUMNS", "RunLogger", "read_log"]
 
@@ -38,13 +40,12 @@ class RunLogger:
                  progress: bool) -> None:
         self.path = out_dir / "log.csv"
         kept = [r for r in read_log(self.path) if r.get("step", 0) <= start_step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", newline="") as f:  # rewritten aside, then renamed: a kill never truncates it
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            for row in kept:
-                writer.writerow(self._cells(row))
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in kept:
+            writer.writerow(self._cells(row))
+        atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))  # a kill never truncates it
         self._file = self.path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
         self._tb: Any = None

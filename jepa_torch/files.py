@@ -1,0 +1,61 @@
+"""Atomic file writes: a reader never sees a half-written file, and a failed write keeps the old one.
+
+Every file the project writes for keeps (checkpoints, exported weights, configs, the run log) goes
+through :func:`atomic_write`: the bytes go to a temporary file in the destination's folder, which is
+flushed and fsynced, renamed over the destination with ``os.replace`` (atomic on POSIX and
+Windows), and the folder is fsynced so the rename survives a power cut.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["WriteError", "atomic_write"]
+
+
+class WriteError(OSError):
+    """Writing a file failed (no folder, a full disk, no permission); the message names the file and the fix."""
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *,
+                 error: type[WriteError] = WriteError) -> None:
+    """Write ``path`` through ``write(binary_file)`` atomically.
+
+    Args:
+        path: the destination; its folder must exist.
+        write: writes the whole content to the open binary file it is given.
+        error: the :class:`WriteError` subclass to raise (e.g. the checkpoint module's).
+
+    Raises:
+        WriteError: (or ``error``) the folder is missing, or an ``OSError`` while writing; one line naming
+            the file. The temporary file is removed and an existing file at ``path`` is left as it was.
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        raise error(f"cannot write {dest}: folder {dest.parent} does not exist; create it first")
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            failure = error(f"cannot write {dest} ({exc.strerror or exc}); nothing under that name was changed; "
+                            "free disk space or write elsewhere, then rerun")
+            failure.errno = exc.errno
+            raise failure from exc
+        raise
+    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
