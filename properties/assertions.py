@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from numpy.typing import NDArray
 
 REL = 1e-9
@@ -63,6 +64,48 @@ def oracle_layer_norm(x: NDArray[np.float64], eps: float = 1e-5) -> NDArray[np.f
     return (x - mu) / np.sqrt(x.var(-1, keepdims=True) + eps)  # type: ignore[no-any-return]
 
 
+# --- schedules: the closed forms of docs/spec.md, chapter 5 ------------------
+
+SCHEDULE_REL = 1e-12
+"""Schedules agree to 1e-12 of their largest value: a few float64 roundings are ~1e-15, while
+a step off by one moves the value by ``|ref - start| / warmup`` in the warm-up and by about
+``|ref - final| · (π / (total - warmup))² / 4`` at the end of a cosine (>= 2e-8 of it for
+``total <= 10⁴``)."""
+
+
+def assert_schedule_close(actual: float, expected: float, law: str, *values: float) -> None:
+    """``actual`` equals the closed form within ``SCHEDULE_REL`` of the largest of ``values``.
+
+    The absolute floor of 1e-300 only absorbs subnormal rounding when every value is tiny.
+    """
+    scale = max(abs(v) for v in values)
+    if not abs(actual - expected) <= SCHEDULE_REL * scale + 1e-300:
+        raise AssertionError(f"{law}: {actual!r} != closed form {expected!r} "
+                             f"(diff {actual - expected:.3e}, tolerance {SCHEDULE_REL * scale:.1e})")
+
+
+def oracle_lr(step: int, start_lr: float, ref_lr: float, final_lr: float, warmup: int, total: int) -> float:
+    """Linear from start_lr (step 0) to ref_lr (step warmup), a half cosine down to final_lr
+    over the next ``total - warmup`` steps, then final_lr."""
+    if step < warmup:
+        return start_lr + step / warmup * (ref_lr - start_lr)
+    if step >= total:
+        return final_lr
+    angle = math.pi * (step - warmup) / (total - warmup)
+    return final_lr + (ref_lr - final_lr) * (1.0 + math.cos(angle)) / 2.0
+
+
+def oracle_wd(step: int, start: float, end: float, total: int) -> float:
+    """A half cosine from start (step 0) to end (step total), then end."""
+    angle = math.pi * min(step, total) / total
+    return end + (start - end) * (1.0 + math.cos(angle)) / 2.0
+
+
+def oracle_momentum(step: int, start: float, end: float, total: int) -> float:
+    """A line from start (step 0) to end (step total), then end."""
+    return start + min(step, total) * (end - start) / total
+
+
 def oracle_vicreg_variance(z: NDArray[np.float64], gamma: float, eps: float) -> float:
     """Mean over columns of ``max(0, gamma - sqrt(unbiased variance + eps))``, column by column."""
     rows = z.reshape(-1, z.shape[-1])
@@ -101,3 +144,117 @@ def oracle_sigreg(z: NDArray[np.float64], directions: NDArray[np.float64], knots
 def oracle_sigreg_floor(knots: NDArray[np.float64]) -> float:
     """E[N ∫ w |ecf - phi|²] for N(0, 1) samples: ``∫ (exp(-t²/2) - exp(-3t²/2)) dt`` by trapezoids."""
     return _trapezoid_loop(np.exp(-(knots**2) / 2.0) - np.exp(-1.5 * knots**2), knots)
+
+
+# --- masks --------------------------------------------------------------------
+# Oracles and measurements of chapter 3 (properties/test_masks.py). A sampler is
+# ``backend.mask_sampler``: the API of jepa_core.masks (MaskConfig, validate,
+# max_context_keep, sample_masks).
+
+
+def oracle_best_keep(grid: tuple[int, int], target: tuple[int, int], context: tuple[int, int],
+                     allow_overlap: bool) -> int:
+    """The most context patches any outcome keeps when every block has one exact size.
+
+    With ``allow_overlap`` it is the context's area. Otherwise the targets' union
+    contains each target, so the best outcome stacks them on one spot; the least
+    overlap of one ``h x w`` target with the ``hc x wc`` context is found by brute
+    force over every pair of positions (the overlap of two rectangles is the product
+    of their row and column overlaps).
+    """
+    (rows, cols), (h, w), (hc, wc) = grid, target, context
+    if allow_overlap:
+        return hc * wc
+
+    def overlap(n: int, a: int, b: int) -> NDArray[np.int64]:  # (n-a+1, n-b+1) overlap of two intervals
+        pa, pb = np.arange(n - a + 1)[:, None], np.arange(n - b + 1)[None, :]
+        out: NDArray[np.int64] = np.maximum(0, np.minimum(pa + a, pb + b) - np.maximum(pa, pb))
+        return out
+
+    least = (overlap(rows, h, hc)[:, None, :, None] * overlap(cols, w, wc)[None, :, None, :]).min()
+    return hc * wc - int(least)
+
+
+def accepted_config(sampler: Any, problem: Any) -> Any:
+    """The sampler's config for a drawn ``MaskProblem``, validated on its grid.
+
+    A problem an oracle proves satisfiable (``problem.must_accept``) that the sampler
+    rejects fails the law; a freely drawn one that it rejects is skipped
+    (``assume``), since a free draw may be impossible.
+    """
+    try:
+        config = sampler.MaskConfig(**problem.fields)
+        sampler.validate(problem.grid, config)
+    except ValueError as exc:
+        if problem.must_accept:
+            raise AssertionError(f"a satisfiable config was rejected on grid {problem.grid} "
+                                 f"(best outcome keeps {problem.best_keep}): {exc}\n{problem.fields}") from exc
+        assume(False)
+    return config
+
+
+def block_shape(rows: NDArray[np.int64], width: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """``(B, K)`` indices -> per row: height, width of the bounding box, and whether it is full."""
+    r, c = rows // width, rows % width
+    h = r.max(axis=1) - r.min(axis=1) + 1
+    w = c.max(axis=1) - c.min(axis=1) + 1
+    return h, w, h * w == rows.shape[1]
+
+
+def roundable(h: NDArray[np.int64], w: NDArray[np.int64], n: int, scale: tuple[float, float],
+              aspect: tuple[float, float], one_d: bool) -> NDArray[np.bool_]:
+    """Whether ``h, w`` can be ``round(sqrt(s*n*a)), round(sqrt(s*n/a))`` with s, a in the ranges."""
+    if one_d:  # length = round(s * n)
+        return (h == 1) & (w - 0.5 <= scale[1] * n + 1e-9) & (w + 0.5 >= scale[0] * n - 1e-9)
+    area_ok = ((h - 0.5) * (w - 0.5) <= scale[1] * n + 1e-9) & ((h + 0.5) * (w + 0.5) >= scale[0] * n - 1e-9)
+    aspect_ok = ((h - 0.5) / (w + 0.5) <= aspect[1] + 1e-9) & ((h + 0.5) / (w - 0.5) >= aspect[0] - 1e-9)
+    return area_ok & aspect_ok
+
+
+def oracle_target_areas(n: int, scale: tuple[float, float], aspect: tuple[float, float], count: int,
+                        seed: int) -> NDArray[np.float64]:
+    """Ten-line numpy oracle of the corrected law: independent uniform scale and aspect, rounded sides."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(*scale, size=count)
+    a = rng.uniform(*aspect, size=count)
+    h = np.rint(np.sqrt(s * n * a))
+    w = np.rint(np.sqrt(s * n / a))
+    return h * w / n
+
+
+def target_shapes(sampler: Any, config: Any, grid: tuple[int, int],
+                  draws: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Heights and widths of every target block of ``draws`` single-sample batches (seeds ``0..draws-1``)."""
+    hs, ws = [], []
+    for seed in range(draws):
+        for t in sampler.sample_masks(grid, config, seed, 1).targets:
+            h, w, _ = block_shape(t, grid[1])
+            hs.append(h[0])
+            ws.append(w[0])
+    return np.asarray(hs), np.asarray(ws)
+
+
+def slot_sizes(sampler: Any, config: Any, grid: tuple[int, int], draws: int) -> NDArray[np.int64]:
+    """``(draws, num_targets)``: each target slot's size in ``draws`` single-sample batches (seeds ``0..``)."""
+    return np.asarray([[t.shape[1] for t in sampler.sample_masks(grid, config, seed, 1).targets]
+                       for seed in range(draws)])
+
+
+def coverage(sampler: Any, config: Any, grid: tuple[int, int], seeds: int, batch: int,
+             part: str) -> NDArray[np.int64]:
+    """``(H, W)``: how often each patch is in a ``part`` ("context" or "targets") block over ``seeds`` batches."""
+    counts = np.zeros(grid[0] * grid[1], dtype=np.int64)
+    for seed in range(seeds):
+        for m in getattr(sampler.sample_masks(grid, config, seed, batch), part):
+            np.add.at(counts, m.reshape(-1), 1)
+    return counts.reshape(grid)
+
+
+def context_centres(sampler: Any, config: Any, grid: tuple[int, int], seeds: int,
+                    batch: int) -> NDArray[np.float64]:
+    """``(seeds, 2)``: the mean row and column of the first context tensor of each batch (seeds ``0..``)."""
+    out = []
+    for seed in range(seeds):
+        c = sampler.sample_masks(grid, config, seed, batch).context[0]
+        out.append(((c // grid[1]).mean(), (c % grid[1]).mean()))
+    return np.asarray(out, dtype=np.float64)

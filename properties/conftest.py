@@ -67,9 +67,41 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_BACKEND_KEY] = _load_backend(spec)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     backend = config.stash[_BACKEND_KEY]
-    return f"jepa backend: {getattr(backend, 'name', type(backend).__name__)}"
+    lines = [f"jepa backend: {_name(backend)}"]
+    missing = [f"{chapter}: no {member}" for member, chapter in OPTIONAL_CHAPTERS.items()
+               if getattr(backend, member, None) is None]
+    if missing:
+        lines.append(f"chapters skipped: {'; '.join(missing)}")
+    return lines
+
+
+# A chapter whose Backend member is optional skips when the backend lacks it, and says so
+# in the header and in the terminal summary: the suite never passes a chapter silently.
+OPTIONAL_CHAPTERS = {"mask_sampler": "3 (masks)"}
+_SKIPPED_KEY = pytest.StashKey[dict[str, str]]()  # chapter -> the line that says why
+
+
+def _name(backend: Any) -> str:
+    return str(getattr(backend, "name", type(backend).__name__))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for line in config.stash.get(_SKIPPED_KEY, {}).values():
+        terminalreporter.write_line(line, yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def mask_sampler(backend: Any, pytestconfig: pytest.Config) -> Any:
+    """``backend.mask_sampler`` (the API of ``jepa_core.masks``); without one chapter 3 skips, and says so."""
+    found = getattr(backend, "mask_sampler", None)
+    if found is None:
+        chapter = OPTIONAL_CHAPTERS["mask_sampler"]
+        line = f"chapter {chapter} skipped: backend {_name(backend)!r} has no mask_sampler"
+        pytestconfig.stash.setdefault(_SKIPPED_KEY, {})[chapter] = line
+        pytest.skip(line)
+    return found
 
 
 _BACKEND_KEY = pytest.StashKey[Any]()

@@ -7,7 +7,9 @@ one feature.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -15,6 +17,8 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 from jepa_core.regularisers import DEFAULT_KNOTS, VICREG_EPS, sigreg_directions
+
+from assertions import oracle_best_keep
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -25,6 +29,8 @@ MAX_DIM = 5
 MAX_BLOCKS = 4
 
 loss_kinds = st.sampled_from(["smooth_l1", "l2"])
+feature_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=MAX_DIM)
+"""``(..., D)`` shapes of rank 1..4, feature axis last, ``1 <= D <= MAX_DIM``."""
 
 
 def float_arrays(shape: tuple[int, ...], bound: float = 10.0) -> st.SearchStrategy[FloatArray]:
@@ -34,10 +40,19 @@ def float_arrays(shape: tuple[int, ...], bound: float = 10.0) -> st.SearchStrate
 
 
 @st.composite
-def index_block(draw: st.DrawFn, batch: int, num_tokens: int, max_len: int | None = None) -> IndexArray:
-    """A ``(B, K)`` block of distinct positions per row, ``1 <= K <= N``."""
-    k = draw(st.integers(1, min(max_len or num_tokens, num_tokens)))
-    rows = [draw(st.permutations(range(num_tokens)))[:k] for _ in range(batch)]
+def index_block(draw: st.DrawFn, batch: int, num_tokens: int, max_len: int | None = None,
+                repeats: bool = False, length: int | None = None) -> IndexArray:
+    """A ``(B, K)`` block of positions in ``[0, N)``, unsorted, ``1 <= K <= min(max_len, N)``.
+
+    Each row lists distinct positions; with ``repeats`` a row may instead list any K
+    positions, so a position can appear more than once (the loss then counts it as often).
+    ``length`` fixes K (at most N).
+    """
+    k = length if length is not None else draw(st.integers(1, min(max_len or num_tokens, num_tokens)))
+    row = st.permutations(range(num_tokens)).map(lambda p: p[:k])
+    if repeats:
+        row = row | st.lists(st.integers(0, num_tokens - 1), min_size=k, max_size=k)
+    rows = [draw(row) for _ in range(batch)]
     return np.asarray(rows, dtype=np.int64).reshape(batch, k)
 
 
@@ -56,13 +71,13 @@ class BlockProblem:
 
 @st.composite
 def block_problems(draw: st.DrawFn, min_blocks: int = 0, max_blocks: int = MAX_BLOCKS) -> BlockProblem:
-    """A JEPA loss problem over ``min_blocks..max_blocks`` target blocks."""
+    """A JEPA loss problem over ``min_blocks..max_blocks`` target blocks (positions may repeat)."""
     batch = draw(st.integers(1, MAX_BATCH))
     num_tokens = draw(st.integers(1, MAX_TOKENS))
     dim = draw(st.integers(1, MAX_DIM))
     targets = draw(float_arrays((batch, num_tokens, dim)))
     n_blocks = draw(st.integers(min_blocks, max_blocks))
-    blocks = [draw(index_block(batch, num_tokens)) for _ in range(n_blocks)]
+    blocks = [draw(index_block(batch, num_tokens, repeats=True)) for _ in range(n_blocks)]
     predictions = [draw(float_arrays((batch, b.shape[1], dim))) for b in blocks]
     return BlockProblem(targets, blocks, predictions)
 
@@ -79,28 +94,39 @@ class ObjectiveProblem:
 
 @st.composite
 def objective_problems(draw: st.DrawFn, min_blocks: int = 0, max_blocks: int = 3) -> ObjectiveProblem:
-    """Tokens, a context block and target blocks for ``backend.objective``."""
-    batch = draw(st.integers(1, 2))
+    """Tokens, a context block and target blocks for ``backend.objective``.
+
+    Half the draws give every target block one size (the official masks' case, where
+    a backend may batch the blocks into one predictor call); positions may repeat.
+    """
+    batch = draw(st.integers(1, 3))
     num_tokens = draw(st.integers(2, 9))
     input_dim = draw(st.integers(1, 4))
     tokens = draw(float_arrays((batch, num_tokens, input_dim), bound=3.0))
-    context = draw(index_block(batch, num_tokens))
+    context = draw(index_block(batch, num_tokens, repeats=True))
     n_blocks = draw(st.integers(min_blocks, max_blocks))
-    blocks = [draw(index_block(batch, num_tokens, max_len=4)) for _ in range(n_blocks)]
+    shared = draw(st.none() | st.integers(1, min(4, num_tokens)))
+    blocks = [draw(index_block(batch, num_tokens, max_len=4, repeats=True, length=shared)) for _ in range(n_blocks)]
     seed = draw(st.integers(0, 2**16))
     return ObjectiveProblem(tokens, context, blocks, seed)
 
 
 @st.composite
 def param_pairs(draw: st.DrawFn) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
-    """Context and target parameter mappings with the same names and shapes."""
-    n = draw(st.integers(1, 3))
+    """Context and target parameter mappings with the same names and shapes, in any key order.
+
+    Parameters often share a shape (shrinking heads for all of one shape), and the target's
+    keys come in a drawn permutation of the context's order: an update that pairs parameters
+    by position instead of by name mixes values, or fails on a shape mismatch.
+    """
+    n = draw(st.integers(1, 4))
+    shapes = st.lists(st.integers(1, 4), min_size=0, max_size=2).map(tuple)
+    shared = draw(shapes)
     context: dict[str, FloatArray] = {}
-    target: dict[str, FloatArray] = {}
     for i in range(n):
-        shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2)))
-        context[f"p{i}"] = draw(float_arrays(shape, bound=100.0))
-        target[f"p{i}"] = draw(float_arrays(shape, bound=100.0))
+        context[f"p{i}"] = draw(float_arrays(draw(st.just(shared) | shapes), bound=100.0))
+    order = draw(st.permutations(list(context)))
+    target = {name: draw(float_arrays(context[name].shape, bound=100.0)) for name in order}
     return context, target
 
 
@@ -124,6 +150,38 @@ def lr_params(draw: st.DrawFn) -> LRParams:
     total = draw(st.integers(1, 10_000))
     warmup = draw(st.integers(0, total - 1))
     return LRParams(draw(lrs), draw(lrs), draw(lrs), warmup, total)
+
+
+@dataclass(frozen=True)
+class EndpointParams:
+    """A schedule from ``start`` (step 0) to ``end`` (step ``total_steps``): weight decay, momentum."""
+
+    start: float
+    end: float
+    total_steps: int
+
+
+totals = st.integers(1, 100_000)
+
+
+def wd_params() -> st.SearchStrategy[EndpointParams]:
+    """Weight decay ends in ``[0, 1]``, rising or falling."""
+    return st.builds(EndpointParams, lrs, lrs, totals)
+
+
+def momentum_params() -> st.SearchStrategy[EndpointParams]:
+    """Momentum ends in ``[0, 1]`` with ``start <= end``."""
+    return st.builds(EndpointParams, momenta, momenta, totals).map(
+        lambda p: EndpointParams(min(p.start, p.end), max(p.start, p.end), p.total_steps))
+
+
+@st.composite
+def steps_around(draw: st.DrawFn, *landmarks: int) -> list[int]:
+    """Each landmark and its neighbours (those >= 0) plus up to 8 steps anywhere in
+    ``[0, 2 · max(landmarks) + 2]``, in a drawn order."""
+    near = sorted({s + d for s in landmarks for d in (-1, 0, 1) if s + d >= 0})
+    anywhere = draw(st.lists(st.integers(0, 2 * max(landmarks) + 2), max_size=8))
+    return draw(st.permutations(near + anywhere))
 
 
 # --- regularisers -------------------------------------------------------------
@@ -213,3 +271,111 @@ def uncorrelated_batches(draw: st.DrawFn) -> FloatArray:
     shifts = draw(float_arrays((dim,), bound=10.0))
     out: FloatArray = q[:, 1:] * scales + shifts
     return out
+
+
+# --- masks --------------------------------------------------------------------
+# Grids and configs of chapter 3 (properties/test_masks.py), as MaskConfig fields.
+
+PAPER_GRID = (16, 16)  # 224 px / patch 14
+MAX_MASK_SIDE = 14  # 2-D grids from 2x2 to 14x14
+MAX_SEQUENCE = 64  # sequences of 2 to 64 tokens
+
+mask_seeds = st.integers(0, 2**32 - 1)
+
+
+@dataclass(frozen=True)
+class MaskProblem:
+    """A grid and the fields of a corrected-mode ``MaskConfig`` for it.
+
+    Attributes:
+        grid: ``(H, W)``; a sequence of ``L`` tokens is ``(1, L)``.
+        fields: keyword arguments of ``MaskConfig``.
+        best_keep: the most context patches any outcome keeps, by
+            :func:`assertions.oracle_best_keep`, when every block has one exact
+            size; ``None`` for a freely drawn config, which may be impossible.
+    """
+
+    grid: tuple[int, int]
+    fields: dict[str, Any]
+    best_keep: int | None = None
+
+    @property
+    def must_accept(self) -> bool:
+        """True when the oracle proves the config satisfiable: ``min_keep <= best_keep``."""
+        return self.best_keep is not None and self.fields["min_keep"] <= self.best_keep
+
+
+@st.composite
+def ranges(draw: st.DrawFn, lo: float, hi: float, max_width: float) -> tuple[float, float]:
+    """A ``(low, high)`` range inside ``[lo, hi]``; a point range first (shrinks there)."""
+    low = draw(st.floats(lo, hi, allow_nan=False))
+    width = draw(st.one_of(st.just(0.0), st.floats(0.0, max_width, allow_nan=False)))
+    return low, min(hi, low + width)
+
+
+@st.composite
+def mask_grids(draw: st.DrawFn) -> tuple[int, int]:
+    """A 2-D grid ``(H, W)``, or a sequence as ``(1, L)``."""
+    if draw(st.booleans()):
+        return draw(st.integers(2, MAX_MASK_SIDE)), draw(st.integers(2, MAX_MASK_SIDE))
+    return 1, draw(st.integers(2, MAX_SEQUENCE))
+
+
+@st.composite
+def exact_problems(draw: st.DrawFn, min_context: int = 1, boundary: bool = False) -> MaskProblem:
+    """A config that must be accepted: every block has one exact size, and an oracle knows the best outcome.
+
+    A target ``h x w`` gets the scale ``h*w / (H*W)`` and aspect ``h / w``, so
+    ``round(sqrt(s*H*W*a)) = h`` and ``round(sqrt(s*H*W/a)) = w`` (on a sequence the
+    length is ``round(s*L) = w``); the context likewise. The ranges are points, or
+    carry a relative slack ``0.1 / max(H, W)``, which moves ``sqrt(s*H*W*a)`` by about
+    ``0.1`` of a patch at most, so the rounding still gives ``h`` and ``w``. A target never fills
+    the grid, so the best outcome keeps at least one patch. ``min_keep`` is drawn from
+    ``1`` to that best outcome, or is exactly it when ``boundary``.
+    """
+    grid = draw(mask_grids())
+    rows, cols = grid
+    h = draw(st.integers(1, rows))
+    w = draw(st.integers(1, cols - (h == rows)))
+    hc, wc = draw(st.integers(1, rows)), draw(st.integers(1, cols))
+    allow_overlap = draw(st.booleans())
+    best = oracle_best_keep(grid, (h, w), (hc, wc), allow_overlap)
+    n = rows * cols
+    slack = draw(st.sampled_from([0.0, 0.1])) / max(rows, cols)
+
+    def around(x: float, upper: float = math.inf) -> tuple[float, float]:
+        return x * (1 - slack), min(upper, x * (1 + slack))
+
+    fields = dict(
+        num_targets=draw(st.integers(1, 4)),
+        target_scale=around(h * w / n, 1.0),
+        target_aspect=around(h / w),
+        num_context=draw(st.integers(min_context, 3)),
+        context_scale=around(hc * wc / n, 1.0),
+        context_aspect=around(hc / wc),
+        min_keep=best if boundary else draw(st.integers(1, best)),
+        allow_overlap=allow_overlap,
+    )
+    return MaskProblem(grid, fields, best)
+
+
+@st.composite
+def free_problems(draw: st.DrawFn, min_context: int = 1) -> MaskProblem:
+    """A freely drawn corrected-mode config; it may be impossible on its grid."""
+    grid = draw(mask_grids())
+    fields = dict(
+        num_targets=draw(st.integers(1, 4)),
+        target_scale=draw(ranges(0.02, 0.5, 0.3)),
+        target_aspect=draw(ranges(0.3, 3.0, 2.0)),
+        num_context=draw(st.integers(min_context, 3)),
+        context_scale=draw(ranges(0.3, 1.0, 0.5)),
+        context_aspect=draw(ranges(0.5, 2.0, 1.0)),
+        min_keep=draw(st.integers(1, 6)),
+        allow_overlap=draw(st.booleans()),
+    )
+    return MaskProblem(grid, fields)
+
+
+def mask_problems(min_context: int = 1) -> st.SearchStrategy[MaskProblem]:
+    """Exact problems (which must be accepted) first, then free ones."""
+    return st.one_of(exact_problems(min_context), free_problems(min_context))

@@ -1,4 +1,8 @@
-"""Chapter 4 of the spec: the EMA of the target encoder (docs/spec.md, "EMA")."""
+"""Chapter 4 of the spec: the EMA of the target encoder (docs/spec.md, "EMA").
+
+Parameters are paired by name: ``param_pairs`` draws the target's keys in a permutation of the
+context's order, with several parameters of one shape, so pairing by position fails these laws.
+"""
 
 from __future__ import annotations
 

@@ -31,16 +31,21 @@ def _masks(batch: int, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Te
 
 
 def test_targets_carry_no_gradient_and_target_encoder_moves_only_by_ema() -> None:
+    """Stop-gradient is in the forward, not in the freezing: with the target encoder's parameters
+    unfrozen, the targets still carry no graph and a step leaves those parameters without a
+    gradient; the target then moves by exactly one EMA toward the stepped context encoder."""
     model = _tiny_image_model()
     opt = make_optimizer([model.encoder, model.predictor], lr=1e-3)
     x = torch.randn(2, 3, 32, 32)
     menc, mpred = _masks(2)
+    model.target_encoder.requires_grad_(True)
     _, targets, _ = model(x, menc, mpred)
     assert len(targets) == 2 and not any(t.requires_grad for t in targets)
     before_target = copy.deepcopy(model.target_encoder.state_dict())
     train_step(model, opt, x, menc, mpred, momentum=0.9)
-    assert all(p.grad is None for p in model.target_encoder.parameters())
+    assert all(p.grad is None for p in model.target_encoder.parameters()), "a gradient reached the target encoder"
     after_ctx = model.encoder.state_dict()
+    assert not all(torch.equal(after_ctx[k], before_target[k]) for k in before_target), "the step moved nothing"
     for name, value in model.target_encoder.state_dict().items():
         expected = 0.9 * before_target[name] + 0.1 * after_ctx[name]
         torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, msg=f"EMA of {name}")

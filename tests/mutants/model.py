@@ -138,7 +138,7 @@ class _RowsMisordered(Predictor):
         return out.view(b, m, *out.shape[1:]).transpose(0, 1).reshape(out.shape)  # read batch-major
 
 
-@mutant("objective", "test_batch_is_a_sum_over_its_samples", "test_objective_jepaLoss_nil_append_reverse")
+@mutant("objective", "test_batch_is_a_sum_over_its_samples", "test_each_prediction_depends_on_its_block_alone")
 class TorchPredictorRowsMisordered(TorchBackend):
     """The torch backend whose grouped predictor output is read batch-major instead of mask-major.
 
@@ -154,7 +154,7 @@ class TorchPredictorRowsMisordered(TorchBackend):
         return model
 
 
-@mutant("objective_parts", "test_objective_is_the_spec_loss_of_its_parts")
+@mutant("objective_parts", "test_objective_parts_have_the_documented_shapes")
 class PartsInGroupOrder(TorchBackend):
     """objective_parts returns the predictions in the order of the predictor's size groups, not of the blocks."""
 
