@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from jepa_core.masks import MaskConfig, sample_masks  # noqa: E402
 from jepa_torch.models import build_image_jepa  # noqa: E402
 from jepa_torch.optim import make_optimizer  # noqa: E402
-from jepa_torch.step import JEPA, StepConfig, compile_model, train_step  # noqa: E402
+from jepa_torch.models import JEPA  # noqa: E402
+from jepa_torch.step import StepConfig, compile_model, train_step  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,11 @@ from .ema import DEFAULT_MOMENTUM as DEFAULT_MOMENTUM
 from .ema import ema_closed_form as ema_closed_form
 from .ema import ema_update as ema_update
 from .loss import Reduction as Reduction
+from .representation import check_loss_kind as check_loss_kind
 from .loss import gather_tokens as gather_tokens
 from .loss import jepa_loss as jepa_loss
 from .loss import jepa_loss_blocks as jepa_loss_blocks
 from .loss import mean_normalised as mean_normalised
-from .losses import LossKind as LossKind
-from .losses import elementwise_loss as elementwise_loss
-from .losses import layer_norm as layer_norm
-from .losses import representation_loss as representation_loss
-from .losses import smooth_l1 as smooth_l1
-from .losses import squared_l2 as squared_l2
 from .mask_schedules import TargetScaleSchedule as TargetScaleSchedule
 from .mask_schedules import config_at as mask_config_at
 from .masks import MaskBatch as MaskBatch
@@ -50,6 +45,12 @@ from .regularisers import sigreg_directions as sigreg_directions
 from .regularisers import sigreg_floor as sigreg_floor
 from .regularisers import vicreg_covariance as vicreg_covariance
 from .regularisers import vicreg_variance as vicreg_variance
+from .representation import LossKind as LossKind
+from .representation import elementwise_loss as elementwise_loss
+from .representation import layer_norm as layer_norm
+from .representation import representation_loss as representation_loss
+from .representation import smooth_l1 as smooth_l1
+from .representation import squared_l2 as squared_l2
 from .schedules import CosineWeightDecay as CosineWeightDecay
 from .schedules import MomentumSchedule as MomentumSchedule
 from .schedules import WarmupCosineLR as WarmupCosineLR
@@ -78,6 +79,7 @@ __all__ = [
     "TargetIndices",
     "TargetScaleSchedule",
     "WarmupCosineLR",
+    "check_loss_kind",
     "elementwise_loss",
     "ema_closed_form",
     "ema_update",

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from numpy.typing import NDArray
 
 from .loss import Reduction
-from .losses import LossKind
+from .representation import LossKind
 
 __all__ = ["Backend", "ObjectiveParts", "Schedule"]
 

@@ -34,8 +34,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from .losses import LossKind, elementwise_loss
 from .protocols import FloatArray, IndexArray, RepresentationLoss
+from .representation import LossKind, elementwise_loss
 
 __all__ = [
     "Reduction",
@@ -144,16 +144,16 @@ def jepa_loss_blocks(
     raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'mean'")
 
 
-def mean_normalised(total: float, num_indices: int, dim: int) -> float:
-    """The usual mean: ``total / (num_indices * dim)``, and 0 when nothing is selected.
+def mean_normalised(total: float, num_tokens: int, dim: int) -> float:
+    """The usual mean: ``total / (num_tokens * dim)``, and 0 when nothing is selected.
 
     Args:
-        total: the summed loss over ``num_indices`` target tokens.
-        num_indices: the number of target tokens (batch included).
+        total: the summed loss over ``num_tokens`` target tokens.
+        num_tokens: the number of target tokens (batch included).
         dim: the feature width D.
     """
-    if num_indices < 0 or dim <= 0:
-        raise ValueError(f"num_indices={num_indices}, dim={dim}: need num_indices >= 0, dim > 0")
-    if num_indices == 0:
+    if num_tokens < 0 or dim <= 0:
+        raise ValueError(f"num_tokens={num_tokens}, dim={dim}: need num_tokens >= 0, dim > 0")
+    if num_tokens == 0:
         return 0.0
-    return total / (num_indices * dim)
+    return total / (num_tokens * dim)

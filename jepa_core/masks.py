@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from .protocols import IndexArray
 
 __all__ = [
+    "OFFICIAL_FLAGS",
     "Grid",
     "MaskBatch",
     "MaskConfig",
@@ -60,6 +61,10 @@ _SIZE_ROUNDS = 8  # rounds of vectorised candidate sizes before the precomputed 
 _SIZE_CANDIDATES = 32  # candidate size sets per round
 _PLACE_ROUNDS = 16  # rounds of target re-placement before the corner-stacked placement
 _OFFICIAL_TRIES = 20  # the official collator's tries per relaxation level
+
+OFFICIAL_FLAGS = ("correlated_draw", "floor_area", "shared_target_size", "exclusive_bound", "raster_trim",
+                  "relax_overlap")
+"""The :class:`MaskConfig` fields that each reproduce one official defect (all False by default)."""
 
 
 def _range_error(name: str, value: object, rule: str) -> ValueError:
@@ -129,8 +134,7 @@ class MaskConfig:
             if not ok or not (0.0 < value[0] <= value[1] <= upper and math.isfinite(value[1])):
                 bound = "<= 1" if upper == 1.0 else "finite"
                 raise _range_error(name, value, f"must be a tuple (low, high) with 0 < low <= high, {bound}")
-        for name in ("allow_overlap", "correlated_draw", "floor_area", "shared_target_size",
-                     "exclusive_bound", "raster_trim", "relax_overlap"):
+        for name in ("allow_overlap", *OFFICIAL_FLAGS):
             if not isinstance(getattr(self, name), bool):
                 raise _range_error(name, getattr(self, name), "must be True or False")
 
@@ -148,9 +152,7 @@ class MaskConfig:
             A config that reproduces the official defects (a)-(c) and (e).
         """
         fields["min_keep"] = int(fields.get("min_keep", 10)) + 1
-        flags = dict(correlated_draw=True, floor_area=True, shared_target_size=True,
-                     exclusive_bound=True, raster_trim=True, relax_overlap=True)
-        return cls(**{**flags, **fields})
+        return cls(**{**dict.fromkeys(OFFICIAL_FLAGS, True), **fields})
 
 
 @dataclass(frozen=True)

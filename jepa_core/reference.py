@@ -5,7 +5,7 @@ model, written for clarity rather than speed:
 
 - context encoder: ``h = tanh((x + pos) @ W_in) @ W_out`` on the visible tokens;
 - target encoder: the same network (an EMA copy at initialisation) on all
-  tokens, then :func:`~jepa_core.losses.layer_norm`;
+  tokens, then :func:`~jepa_core.representation.layer_norm`;
 - predictor: for each target block, ``tanh((mean(context) + q[idx]) @ P_in) @ P_out``
   where ``q`` is a learned query per position. A block's prediction depends on
   the context and that block alone, as the formal objective requires.
@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 from .backend import ObjectiveParts, Schedule
 from .ema import ema_update
 from .loss import Reduction, gather_tokens, jepa_loss_blocks
-from .losses import LossKind, elementwise_loss, layer_norm
 from .protocols import FloatArray, IndexArray
 from .regularisers import sigreg, sigreg_directions, vicreg_covariance, vicreg_variance
+from .representation import LossKind, elementwise_loss, layer_norm
 from .schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 __all__ = ["ReferenceBackend", "ReferenceModel", "backend"]

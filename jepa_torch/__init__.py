@@ -16,7 +16,10 @@ from .export import load_encoder as load_encoder
 from .lejepa import LeJEPA as LeJEPA
 from .lejepa import LeJEPAStepConfig as LeJEPAStepConfig
 from .lejepa import lejepa_step as lejepa_step
+from .models import JEPA as JEPA
 from .models import VIT_PRESETS as VIT_PRESETS
+from .models import JEPAConfig as JEPAConfig
+from .models import build as build
 from .models import build_image_jepa as build_image_jepa
 from .models import build_predictor as build_predictor
 from .models import build_sequence_jepa as build_sequence_jepa
@@ -28,7 +31,6 @@ from .predictor import Predictor as Predictor
 from .regularisers import sigreg as sigreg
 from .regularisers import vicreg_covariance as vicreg_covariance
 from .regularisers import vicreg_variance as vicreg_variance
-from .step import JEPA as JEPA
 from .step import StepConfig as StepConfig
 from .step import train_step as train_step
 from .tokens import SequenceTransformer as SequenceTransformer
@@ -40,6 +42,8 @@ from .vit import repeat_interleave_batch as repeat_interleave_batch
 
 __all__ = [
     "JEPA",
+    "JEPAConfig",
+    "build",
     "VIT_PRESETS",
     "CheckpointError",
     "LeJEPA",

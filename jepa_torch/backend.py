@@ -1,8 +1,8 @@
 """The torch backend of the law suite: ``pytest properties --jepa-backend=jepa_torch.backend:backend``.
 
-Every member runs the code that training runs: the losses of ``jepa_torch.losses``, the
+Every member runs the code that training runs: the losses of ``jepa_torch.loss`` and ``jepa_torch.representation``, the
 regularisers of ``jepa_torch.regularisers``, the fused EMA kernel of ``jepa_torch.ema``, and,
-in :meth:`TorchBackend.objective`, the training forward itself: a :class:`~jepa_torch.step.JEPA`
+in :meth:`TorchBackend.objective`, the training forward itself: a :class:`~jepa_torch.models.JEPA`
 of the real transformer encoder (with the sequence front end), its EMA target encoder and the
 I-JEPA predictor, in float64, called as ``train_step`` calls it, and the training loss
 ``grouped_prediction_loss``. Schedules are the spec's own pure functions, which the trainer
@@ -21,14 +21,15 @@ from torch import Tensor
 
 from jepa_core.backend import ObjectiveParts, Schedule
 from jepa_core.loss import Reduction
-from jepa_core.losses import LossKind
+from jepa_core.representation import LossKind
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 from . import regularisers
 from .ema import ema_update_
-from .losses import elementwise_loss, grouped_prediction_loss, jepa_loss_blocks, layer_norm_targets
+from .loss import grouped_prediction_loss, jepa_loss_blocks
+from .models import JEPA
 from .predictor import Predictor
-from .step import JEPA
+from .representation import elementwise_loss, layer_norm_targets
 from .tokens import SequenceTransformer
 
 __all__ = ["TorchBackend", "backend", "cuda_backend"]
@@ -45,7 +46,7 @@ class TorchBackend:
 
     @property
     def mask_sampler(self) -> Any:
-        """The spec's sampler, :mod:`jepa_core.masks`, which the torch collate calls."""
+        """The spec's sampler, :mod:`jepa_core.masks`, which the trainer calls (``jepa_torch.train.masks_for_step``)."""
         import jepa_core.masks
 
         return jepa_core.masks

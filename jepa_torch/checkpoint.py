@@ -5,7 +5,8 @@ An official checkpoint (``*.pth.tar``) is a ``torch.save``-d dict with the state
 ``world_size`` and ``lr``. Its state dicts often carry ``module.`` (saved from DDP) and may carry
 ``_orig_mod.`` (saved from ``torch.compile``); both are stripped on read and never written.
 
-The architecture is read from tensor shapes: width, depth, patch size and channels, grid (square
+The architecture is read from tensor shapes into the one model config
+(``jepa_torch.models.JEPAConfig``, :func:`infer_model_config`): width, depth, patch size and channels, grid (square
 unless ``grid`` is given), MLP hidden width, predictor width and depth. Heads are not in the
 tensors: they come from the official preset of that width (``HEADS_BY_WIDTH``), or ``num_heads``.
 The predictor's heads default to the encoder's, as the official ``init_model`` builds it.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,18 @@ import torch
 from torch import nn
 
 from .files import WriteError, atomic_write
-from .models import HEADS_BY_WIDTH
+from .models import EncoderConfig, JEPAConfig, PredictorConfig
+from .presets import HEADS_BY_WIDTH
 from .predictor import Predictor
-from .tokens import SequenceTransformer
-from .vit import TransformerEncoder, VisionTransformer
+from .vit import TransformerEncoder
 
 __all__ = [
     "OFFICIAL_MODEL_KEYS",
     "CheckpointError",
     "CheckpointWriteError",
-    "EncoderConfig",
     "UnreadableCheckpoint",
-    "PredictorConfig",
     "atomic_save",
+    "infer_model_config",
     "infer_predictor_config",
     "infer_vit_config",
     "load_official",
@@ -83,61 +82,6 @@ def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"keys {key!r} and another both become {name!r} once prefixes are stripped")
         out[name] = value
     return out
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Architecture of an encoder as read from its tensors.
-
-    Attributes:
-        embed_dim: token width ``D``.
-        depth: number of blocks.
-        num_heads: attention heads.
-        mlp_hidden_dim: MLP hidden width.
-        in_chans: image channels, or features per step for a sequence encoder.
-        patch_size: ``(ph, pw)`` for images; ``()`` for a sequence encoder.
-        grid: ``(rows, cols)`` for images; ``(length,)`` for sequences.
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    in_chans: int
-    patch_size: tuple[int, ...]
-    grid: tuple[int, ...]
-
-    def build(self) -> TransformerEncoder:
-        """A freshly initialised encoder of this architecture."""
-        if not self.patch_size:
-            return SequenceTransformer(
-                self.in_chans, self.grid[0], self.embed_dim, self.depth, self.num_heads,
-                mlp_hidden_dim=self.mlp_hidden_dim,
-            )
-        img_size = tuple(g * p for g, p in zip(self.grid, self.patch_size))
-        return VisionTransformer(
-            img_size, self.patch_size, self.in_chans, self.embed_dim, self.depth, self.num_heads,
-            mlp_hidden_dim=self.mlp_hidden_dim,
-        )
-
-
-@dataclass(frozen=True)
-class PredictorConfig:
-    """Architecture of a predictor as read from its tensors (fields as ``Predictor``'s arguments)."""
-
-    embed_dim: int
-    predictor_embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    grid: tuple[int, ...]
-
-    def build(self) -> Predictor:
-        """A freshly initialised predictor of this architecture."""
-        return Predictor(
-            grid=self.grid, embed_dim=self.embed_dim, predictor_embed_dim=self.predictor_embed_dim,
-            depth=self.depth, num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim,
-        )
 
 
 def _get(sd: StateDict, key: str, ndim: int, what: str) -> torch.Tensor:
@@ -236,6 +180,28 @@ def infer_predictor_config(
     return PredictorConfig(dim, dp, depth, _heads(dim, num_heads, what), hidden, g)
 
 
+def infer_model_config(encoder: StateDict, predictor: StateDict, *, num_heads: int | None = None,
+                       predictor_num_heads: int | None = None, grid: Sequence[int] | None = None) -> JEPAConfig:
+    """The one model config of an official-layout encoder and predictor, read from their tensors.
+
+    Args:
+        encoder, predictor: official-layout state dicts (prefixes allowed).
+        num_heads: encoder heads; default: the official preset of the inferred width.
+        predictor_num_heads: predictor heads; default: the encoder's (official).
+        grid: token grid when it is not square.
+
+    Raises:
+        CheckpointError: naming the missing or ill-shaped key.
+    """
+    enc = infer_vit_config(encoder, num_heads=num_heads, grid=grid)
+    heads = enc.num_heads if predictor_num_heads is None else predictor_num_heads
+    pred = infer_predictor_config(predictor, num_heads=heads, grid=enc.grid)
+    try:
+        return JEPAConfig(enc, pred)
+    except ValueError as exc:
+        raise CheckpointError(f"encoder and predictor do not fit together: {exc}") from None
+
+
 def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
     """Load ``state_dict`` (prefixes stripped) into ``module``; every key and shape must match.
 
@@ -313,7 +279,9 @@ def load_official(
         map_location: where tensors are loaded (modules are built on CPU, then receive them).
 
     Returns:
-        ``(encoder, predictor, target_encoder)``; the target encoder's parameters are frozen.
+        ``(encoder, predictor, target_encoder)``; the target encoder's parameters are frozen. A checkpoint
+        of our trainer carries its model config (``model``) and is built from it; otherwise the
+        config is inferred from the tensors (:func:`infer_model_config`).
 
     Raises:
         CheckpointError: naming the missing top-level key or the first state-dict key that does not fit.
@@ -322,11 +290,16 @@ def load_official(
     for key in OFFICIAL_MODEL_KEYS:
         if key not in ckpt:
             raise CheckpointError(f"checkpoint has no key {key!r} (it has {sorted(ckpt)}); not an official I-JEPA file")
-    enc_cfg = infer_vit_config(ckpt["encoder"], num_heads=num_heads, grid=grid)
-    heads = enc_cfg.num_heads if predictor_num_heads is None else predictor_num_heads
-    pred_cfg = infer_predictor_config(ckpt["predictor"], num_heads=heads, grid=enc_cfg.grid)
+    if "model" in ckpt and num_heads is None and predictor_num_heads is None and grid is None:
+        try:
+            config = JEPAConfig.from_dict(ckpt["model"])  # written by our trainer: nothing to infer
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint entry 'model': {exc}") from None
+    else:
+        config = infer_model_config(ckpt["encoder"], ckpt["predictor"], num_heads=num_heads,
+                                    predictor_num_heads=predictor_num_heads, grid=grid)
     with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
-        encoder, target, predictor = enc_cfg.build(), enc_cfg.build(), pred_cfg.build()
+        encoder, target, predictor = config.encoder.build(), config.encoder.build(), config.predictor.build()
     for module in (encoder, target, predictor):
         module.to_empty(device="cpu")  # uninitialised storage, filled by the strict load below
     load_strict(encoder, ckpt["encoder"], "encoder")

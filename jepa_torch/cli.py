@@ -12,6 +12,7 @@ means a bug.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -112,6 +113,8 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    # every warning of the library goes through logging; on the command line it reads like the errors
+    logging.basicConfig(format="jepa-torch: warning: %(message)s", level=logging.WARNING)
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError

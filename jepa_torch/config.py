@@ -10,14 +10,16 @@ Loading YAML, ``--set`` overrides and the official I-JEPA YAML layout live in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
-from jepa_core.losses import LossKind
-from jepa_core.masks import MaskConfig
+from jepa_core.representation import check_loss_kind
+from jepa_core.mask_schedules import TargetScaleSchedule
+from jepa_core.masks import OFFICIAL_FLAGS, MaskConfig
 from jepa_core.masks import validate as validate_masks
+from jepa_core.representation import LossKind
 
-from .models import get_preset
+from .presets import VIT_PRESETS, canonical_preset, get_preset
 
 __all__ = [
     "ConfigError",
@@ -36,7 +38,7 @@ SigregEmbedding = Literal["context_tokens", "context_pooled"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 
-PRESETS = ("vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant")
+PRESETS = tuple(VIT_PRESETS)
 
 
 class ConfigError(ValueError):
@@ -71,7 +73,8 @@ class ModelConfig:
     """The networks.
 
     Attributes:
-        preset: encoder size, ``vit_tiny`` .. ``vit_giant`` (official widths and depths).
+        preset: encoder size, ``vit_tiny`` .. ``vit_giant`` (official widths and depths); ``tiny`` ..
+            ``giant`` are read as the official names.
         depth: encoder blocks, overriding the preset's (None: the preset's).
         patch_size: patch side in pixels (images) - ignored for sequences.
         pred_depth: predictor blocks.
@@ -88,8 +91,13 @@ class ModelConfig:
     depth_rescale: bool = False
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise _fail("model.preset", self.preset, f"use one of {', '.join(PRESETS)}")
+        try:
+            official = canonical_preset(self.preset) if isinstance(self.preset, str) else ""
+        except ValueError:
+            official = ""
+        if not official:
+            raise _fail("model.preset", self.preset, f"use one of {', '.join(PRESETS)} (or tiny .. giant)")
+        object.__setattr__(self, "preset", official)  # one spelling from here on
         _positive("model", self, "patch_size", "pred_depth", "pred_emb_dim")
         if self.depth is not None and self.depth < 1:
             raise _fail("model.depth", self.depth, "must be >= 1, or null for the preset's depth")
@@ -138,10 +146,22 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MaskSection:
-    """The multi-block masks (see ``jepa_core.masks.MaskConfig`` for each field).
+    """The multi-block masks: the sampler's law, its official mode, and the target-scale schedule.
+
+    The keys ``num_targets`` .. ``allow_overlap`` are the fields of ``jepa_core.masks.MaskConfig``
+    of the same names and defaults (see it for each); :meth:`to_mask_config` passes them on as
+    they are, so ``min_keep`` is the sampler's bound (the context keeps ``>= min_keep`` patches)
+    in both modes. The official flags (``jepa_core.masks.OFFICIAL_FLAGS``) are one key,
+    ``official_compatible``.
 
     Attributes:
-        official_compatible: reproduce the official sampler's distribution, defects included.
+        official_compatible: turn every official flag on: the official sampler's distribution,
+            defects included, but ``min_keep`` keeps its ``>=`` meaning (docs/fidelity.md, row f).
+        final_target_scale: the target scale range at the end of the schedules; both bounds move
+            linearly from ``target_scale`` to it over the run's schedule steps, as the learning
+            rate moves to ``optimization.final_lr``. None: ``target_scale`` throughout (official).
+        target_scale_warmup_epochs: epochs held at ``target_scale`` before the move starts
+            (unused while ``final_target_scale`` is None).
     """
 
     num_targets: int = 4
@@ -153,20 +173,56 @@ class MaskSection:
     min_keep: int = 10
     allow_overlap: bool = False
     official_compatible: bool = False
+    final_target_scale: tuple[float, float] | None = None
+    target_scale_warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.official_compatible, bool):
+            raise _fail("mask.official_compatible", self.official_compatible, "must be true or false")
         try:
             self.to_mask_config()
         except ValueError as exc:
             raise ConfigError(str(exc).replace("MaskConfig.", "mask.")) from None
+        end = self.final_target_scale
+        if end is not None and not (len(end) == 2 and 0.0 < end[0] <= end[1] <= 1.0):
+            raise _fail("mask.final_target_scale", end,
+                        "must be [low, high] with 0 < low <= high <= 1, or null for a fixed target_scale")
+        _non_negative("mask", self, "target_scale_warmup_epochs")
 
     def to_mask_config(self) -> MaskConfig:
-        """The sampler's config."""
-        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "official_compatible"}
-        if self.official_compatible:
-            kw["min_keep"] -= 1  # official_compatible() stores the official strict bound as m + 1
-            return MaskConfig.official_compatible(**kw)
-        return MaskConfig(**kw)
+        """The sampler's config at ``target_scale`` (the start of the schedule)."""
+        law = {f.name: getattr(self, f.name) for f in fields(MaskConfig) if f.name not in OFFICIAL_FLAGS}
+        return MaskConfig(**{**law, **dict.fromkeys(OFFICIAL_FLAGS, self.official_compatible)})
+
+    def target_scale_schedule(self, steps_per_epoch: int, total_steps: int) -> TargetScaleSchedule:
+        """The target scale range at each step, over a run whose schedules last ``total_steps``.
+
+        Constant at ``target_scale`` when ``final_target_scale`` is None. The warm-up is
+        ``int(target_scale_warmup_epochs * steps_per_epoch)`` steps, as the learning rate's.
+        """
+        total = max(1, total_steps)
+        warmup = min(int(self.target_scale_warmup_epochs * steps_per_epoch), total - 1)
+        end = self.target_scale if self.final_target_scale is None else self.final_target_scale
+        return TargetScaleSchedule(self.target_scale, end, total, warmup)
+
+    def check_grid(self, grid: tuple[int, int]) -> None:
+        """Refuse masks that are impossible on ``grid`` at the start or at the end of the schedule.
+
+        Raises:
+            ConfigError: one line naming ``mask.<key>`` and the grid.
+        """
+        where = f"on the {grid[0]}x{grid[1]} patch grid"
+        start = self.to_mask_config()
+        try:
+            validate_masks(grid, start)
+        except ValueError as exc:
+            raise ConfigError(f"{str(exc).replace('MaskConfig.', 'mask.')} ({where})") from None
+        if self.final_target_scale is not None:
+            try:
+                validate_masks(grid, replace(start, target_scale=self.final_target_scale))
+            except ValueError as exc:
+                raise _fail("mask.final_target_scale", self.final_target_scale,
+                            f"the masks at the end of the schedule are impossible {where} ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -222,8 +278,10 @@ class OptimConfig:
         _range("optimization.ema", self.ema, 0.0, 1.0)
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise _fail("optimization.grad_clip", self.grad_clip, "must be > 0, or null to turn clipping off")
-        if self.loss not in ("smooth_l1", "l2"):
-            raise _fail("optimization.loss", self.loss, "use smooth_l1 or l2")
+        try:
+            check_loss_kind(self.loss, "optimization.loss")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -331,6 +389,10 @@ class TrainConfig:
         if self.model.pred_emb_dim % heads:
             raise _fail("model.pred_emb_dim", self.model.pred_emb_dim,
                         f"must be divisible by {heads}, the heads of {self.model.preset}")
+        if self.mask.final_target_scale is not None and (
+                self.mask.target_scale_warmup_epochs >= self.optimization.epochs * self.optimization.ipe_scale):
+            raise _fail("mask.target_scale_warmup_epochs", self.mask.target_scale_warmup_epochs,
+                        "must be shorter than the run (optimization.epochs)")
         if self.data.dataset == "sequence":
             if self.method.name == "lejepa":
                 raise _fail("method.name", "lejepa", "needs images (its views are image crops); use ijepa for sequences")
@@ -341,11 +403,7 @@ class TrainConfig:
         if self.data.img_size % self.model.patch_size:
             raise _fail("model.patch_size", self.model.patch_size,
                         f"must divide data.img_size={self.data.img_size}")
-        side = self.data.img_size // self.model.patch_size
-        try:
-            validate_masks((side, side), self.mask.to_mask_config())
-        except ValueError as exc:
-            raise ConfigError(f"{str(exc).replace('MaskConfig.', 'mask.')} (on the {side}x{side} patch grid)") from None
+        self.mask.check_grid(self.grid())
 
     def grid(self) -> tuple[int, int]:
         """The patch grid of an image run."""

@@ -155,7 +155,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, seed: int = 0, device: str = 
     from .config_io import config_from_dict
     from .data import build_dataset, input_spec
     from .export import load_encoder
-    from .train import build_model
+    from .models import model_config
 
     path = Path(checkpoint)
     ckpt = read_official(path)
@@ -175,10 +175,11 @@ def evaluate_checkpoint(checkpoint: str | Path, *, seed: int = 0, device: str = 
         if which == "target":
             target_test = te
     if baselines:
-        torch.manual_seed(cfg.run.seed)
-        model, _ = build_model(cfg, input_spec(build_dataset(cfg, "holdout", augment=False)))
-        tr = extract_features(model.encoder, train_x, device=device)
-        te = extract_features(model.encoder, test_x, device=device)
+        torch.manual_seed(cfg.run.seed)  # the run's encoder at initialisation: its weights are drawn first
+        config = model_config(cfg, input_spec(build_dataset(cfg, "holdout", augment=False)))
+        random_encoder = config.encoder.build(config.init_std, config.depth_rescale)
+        tr = extract_features(random_encoder, train_x, device=device)
+        te = extract_features(random_encoder, test_x, device=device)
         rows.append(probe("same ViT, random init", tr, train_y, te, test_y, seed))
         rows.append(probe("raw pixels", raw_pixels(train_x), train_y, raw_pixels(test_x), test_y, seed))
     return EvalReport(rows, target_test, test_y, int(ckpt.get("step", 0)))

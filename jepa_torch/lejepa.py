@@ -120,7 +120,7 @@ def prediction_term_as_spec(z: Tensor, num_global: int) -> float:
     import numpy as np
 
     from jepa_core.loss import jepa_loss
-    from jepa_core.losses import squared_l2
+    from jepa_core.representation import squared_l2
 
     emb = z.detach().double().cpu().numpy()  # (V, B, K)
     centre = emb[:num_global].mean(axis=0)  # (B, K)

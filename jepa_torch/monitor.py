@@ -18,8 +18,8 @@ so it adds the cost of encoding those held-out inputs and of fitting the two pro
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .evaluate import knn_accuracy, linear_probe_accuracy
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ONLINE_PROBE_C", "CollapseStats", "FixedBatchMonitor", "collapse_stats", "feature_std", "rankme",
            "warn_threshold"]
@@ -129,7 +131,6 @@ class FixedBatchMonitor:
         stats = collapse_stats(features)
         if stats.collapsing and not self.warned and step > self.warn_after:
             self.warned = True
-            print(f"warning: step {step}: representations are collapsing (RankMe {stats.rankme:.1f} of "
-                  f"{stats.dim} dims, feature std {stats.feature_std:.3g}); see docs/evaluation.md for remedies",
-                  file=sys.stderr)
+            log.warning("step %d: representations are collapsing (RankMe %.1f of %d dims, feature std %.3g); "
+                        "see docs/evaluation.md for remedies", step, stats.rankme, stats.dim, stats.feature_std)
         return {"rankme": stats.rankme, "feature_std": stats.feature_std, **out}

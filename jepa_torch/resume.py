@@ -109,13 +109,19 @@ def save_training_checkpoint(
     global_batch: int,
     world_size: int,
     loss: float,
+    model: dict[str, Any] | None = None,
 ) -> None:
-    """Write one training checkpoint atomically (see the module docstring for its layout)."""
+    """Write one training checkpoint atomically (see the module docstring for its layout).
+
+    ``model`` is the networks' one config (``jepa_torch.models.JEPAConfig.to_dict()``), stored under
+    ``model`` so that a reader builds the architecture without inferring it (heads included).
+    """
+    extra = {} if model is None else {"model": model}
     save_official(
         path, encoder, predictor, target_encoder,
         opt=optimizer.state_dict(), epoch=epoch, loss=loss, batch_size=global_batch // world_size,
         world_size=world_size, step=step, global_batch=global_batch, config=config, rng=rng_state(),
-        format_version=FORMAT_VERSION,
+        format_version=FORMAT_VERSION, **extra,
     )
 
 

@@ -22,73 +22,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from jepa_core.losses import LossKind
+from jepa_core.representation import LossKind, check_loss_kind
 
 from .ema import update_target_encoder_
-from .losses import grouped_prediction_loss, layer_norm_targets
-from .models import make_target_encoder
-from .predictor import Predictor
+from .loss import grouped_prediction_loss
+from .models import JEPA
 from .regularisers import sigreg, variance_covariance
-from .vit import TransformerEncoder, apply_masks, repeat_interleave_batch
 
-__all__ = ["JEPA", "StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "group_by_length",
-           "train_step"]
+__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
-
-
-class JEPA(nn.Module):
-    """The three networks of I-JEPA: context encoder, predictor, and its EMA target encoder.
-
-    Args:
-        encoder: the context encoder.
-        predictor: the predictor, of the encoder's width.
-        target_encoder: the EMA copy; by default a frozen deep copy of ``encoder``.
-    """
-
-    def __init__(self, encoder: TransformerEncoder, predictor: Predictor,
-                 target_encoder: TransformerEncoder | None = None) -> None:
-        super().__init__()
-        if predictor.embed_dim != encoder.embed_dim:
-            raise ValueError(
-                f"predictor width {predictor.embed_dim} != encoder width {encoder.embed_dim}: "
-                "build the predictor with embed_dim=encoder.embed_dim"
-            )
-        self.encoder = encoder
-        self.predictor = predictor
-        self.target_encoder = make_target_encoder(encoder) if target_encoder is None else target_encoder
-        for p in self.target_encoder.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[list[Tensor]]) -> list[Tensor]:
-        """Layer-normed target tokens, one ``(Mg * Mx * B, Kg, D)`` tensor per target group, no grad."""
-        h: Tensor = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
-        batch = h.size(0)
-        return [
-            repeat_interleave_batch(apply_masks(h, group), batch, len(masks_enc))  # (Mg*Mx*B, Kg, D)
-            for group in masks_pred
-        ]
-
-    def forward_context(self, x: Tensor, masks_enc: list[Tensor],
-                        masks_pred: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
-        """Context tokens ``(Mx * B, Kc, D)`` and one prediction tensor per target group."""
-        z = self.encoder(x, masks_enc)  # (Mx*B, Kc, D)
-        return z, [self.predictor(z, masks_enc, group) for group in masks_pred]
-
-    def forward(self, x: Tensor, masks_enc: list[Tensor],
-                masks_pred: list[Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
-        """``(predictions, targets, context tokens)`` for one batch.
-
-        Target masks of equal length share one predictor call (the official case: all of
-        them); masks of other lengths get their own, in order of first appearance. The
-        predictions and targets are lists with one aligned ``(Mg * Mx * B, Kg, D)`` tensor
-        per group.
-        """
-        groups = group_by_length(masks_pred)
-        targets = self.forward_target(x, masks_enc, groups)
-        context, predictions = self.forward_context(x, masks_enc, groups)
-        return predictions, targets, context
 
 
 def compile_model(model: JEPA, dynamic: bool | None = None) -> JEPA:
@@ -119,14 +62,6 @@ def compile_model(model: JEPA, dynamic: bool | None = None) -> JEPA:
     return model
 
 
-def group_by_length(masks: list[Tensor]) -> list[list[Tensor]]:
-    """Split ``(B, K)`` masks into lists of equal ``K``, keeping their order within a group."""
-    groups: dict[int, list[Tensor]] = {}
-    for m in masks:
-        groups.setdefault(int(m.shape[-1]), []).append(m)
-    return list(groups.values())
-
-
 @dataclass(frozen=True)
 class StepConfig:
     """What one step computes.
@@ -152,8 +87,7 @@ class StepConfig:
     precision: Precision = "auto"
 
     def __post_init__(self) -> None:
-        if self.loss not in ("smooth_l1", "l2"):
-            raise ValueError(f"loss={self.loss!r}: use 'smooth_l1' or 'l2'")
+        check_loss_kind(self.loss, "loss")
         if self.var_weight < 0 or self.cov_weight < 0 or self.sigreg_weight < 0:
             raise ValueError("var_weight, cov_weight and sigreg_weight must be >= 0")
         if self.sigreg_embedding not in ("context_tokens", "context_pooled"):
@@ -214,6 +148,7 @@ def train_step(
     config: StepConfig = StepConfig(),
     directions: Tensor | None = None,
     knots: Tensor | None = None,
+    forward: nn.Module | None = None,
 ) -> StepResult:
     """One optimisation step of the context encoder and predictor, then the EMA.
 
@@ -230,10 +165,12 @@ def train_step(
         config: loss, regulariser, clipping and precision.
         directions: ``(D, M)`` SIGReg directions of this step (needed when ``config.sigreg_weight > 0``).
         knots: ``(T,)`` SIGReg integration points (None: the spec's default).
+        forward: what runs the forward pass: ``model`` (None) or its DDP wrapper; the EMA always
+            reads the raw ``model``.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(images.device, config.precision):
-        predictions, targets, context = model(images, masks_enc, masks_pred)
+        predictions, targets, context = (model if forward is None else forward)(images, masks_enc, masks_pred)
         pred_loss = grouped_prediction_loss(predictions, targets, config.loss)
     reg = pred_loss.new_zeros(())
     if config.var_weight or config.cov_weight:

@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from jepa_core.mask_schedules import TargetScaleSchedule, config_at
 from jepa_core.masks import MaskConfig, sample_masks, sample_masks_1d
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
@@ -44,7 +45,7 @@ from .config import ConfigError, TrainConfig
 from .config_io import config_to_dict, save_config
 from .data import EpochBatches, build_dataset, input_spec, make_loader
 from .lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
-from .models import build_image_jepa, build_sequence_jepa, build_vit
+from .models import JEPA, build, model_config
 from .monitor import FixedBatchMonitor
 from .optim import apply_schedules, make_optimizer
 from .regularisers import sigreg_directions
@@ -59,7 +60,7 @@ from .resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from .step import JEPA, StepConfig, compile_model, train_step
+from .step import StepConfig, compile_model, train_step
 from .views import MultiCrop, view_generator
 
 __all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "directions_for_step", "make_plan",
@@ -137,14 +138,19 @@ def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
     return Plan(ipe, schedule_steps, run_steps, int(opt.warmup_epochs * ipe), global_batch)
 
 
-def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, grid: tuple[int, int], step: int, global_batch: int,
-                   rank: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
-    """This rank's slice of the global batch's masks, a pure function of (seed, step)."""
-    rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])
+def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, scale_at: TargetScaleSchedule, grid: tuple[int, int],
+                   step: int, global_batch: int, rank: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+    """This rank's slice of the global batch's masks, a pure function of (seed, step).
+
+    The global batch is drawn at once, at the target scale ``scale_at(step)``, from a numpy
+    generator seeded by ``(run.seed, step)``; rank ``r`` takes rows ``[r * b, (r + 1) * b)``.
+    """
+    rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])  # the tag spells "mask"
+    law = config_at(mask_cfg, scale_at, step)
     if grid[0] == 1:
-        batch = sample_masks_1d(grid[1], mask_cfg, rng, global_batch)
+        batch = sample_masks_1d(grid[1], law, rng, global_batch)
     else:
-        batch = sample_masks(grid, mask_cfg, rng, global_batch)
+        batch = sample_masks(grid, law, rng, global_batch)
     lo, hi = rank * cfg.data.batch_size, (rank + 1) * cfg.data.batch_size
     context, targets = (
         [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
@@ -178,24 +184,60 @@ def networks(model: JEPA | LeJEPA) -> tuple[nn.Module, nn.Module, nn.Module]:
     return model.encoder, model.predictor, model.target_encoder
 
 
+def _read_losses(pending: list[Tensor], step: int, last_ckpt: Path | None) -> list[tuple[int, float]]:
+    """``(step, loss)`` of the pending device losses (ending at ``step``), emptied; a non-finite one stops the run.
+
+    Raises:
+        TrainingDiverged: naming the first step whose loss is NaN or infinite and the last good checkpoint.
+    """
+    values = torch.stack(pending).tolist()
+    pending.clear()
+    first = step - len(values) + 1
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss is {value} at step {first + i}; the last good checkpoint is "
+                f"{last_ckpt if last_ckpt is not None else 'none (no checkpoint was written yet)'}; "
+                "lower optimization.lr, set optimization.grad_clip, or resume from it")
+    return [(first + i, value) for i, value in enumerate(values)]
+
+
+def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA, optimizer: torch.optim.Optimizer,
+                     env: _Dist, plan: Plan, cfg: TrainConfig, config: dict[str, Any], last_ckpt: Path | None,
+                     arch: dict[str, Any] | None) -> Path:
+    """Write the checkpoint of ``step`` (the main process; every process checks the weights first).
+
+    Raises:
+        TrainingDiverged: a weight is not finite; nothing is written and the last good checkpoint stays.
+    """
+    encoder, predictor, target_encoder = networks(model)
+    bad = [n for n, p in encoder.named_parameters() if not bool(torch.isfinite(p).all())]
+    bad += [n for n, p in predictor.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(
+            f"weights are not finite at step {step} (first: {bad[0]}); not saving them; the last good "
+            f"checkpoint is {last_ckpt if last_ckpt is not None else 'none'}")
+    path = checkpoint_path(folder, step)
+    if env.is_main:
+        save_training_checkpoint(
+            path, encoder=encoder, predictor=predictor, target_encoder=target_encoder, optimizer=optimizer,
+            step=step, epoch=step // plan.iterations_per_epoch, config=config, global_batch=plan.global_batch,
+            world_size=env.world_size, loss=loss, model=arch)
+        prune_checkpoints(folder, cfg.run.keep_checkpoints)
+    return path
+
+
 def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA | LeJEPA, tuple[int, int]]:
-    """The run's networks at initialisation (from the current torch seed) and the token grid."""
-    kind, shape = spec
-    m = cfg.model
+    """The run's networks at initialisation (from the current torch seed) and the token grid.
+
+    I-JEPA: ``models.build`` of ``models.model_config``; LeJEPA: that config's encoder and a projector.
+    """
+    config = model_config(cfg, spec)
+    grid = cfg.grid() if spec[0] != "sequence" else (1, spec[1][0])
     if cfg.method.name == "lejepa":
-        vit = build_vit(m.preset, img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=shape[0],
-                        depth=m.depth, depth_rescale=m.depth_rescale)
-        return LeJEPA(vit, cfg.method.projector_hidden, cfg.method.projector_dim), cfg.grid()
-    if kind == "sequence":
-        seq_len, input_dim = shape
-        encoder, predictor = build_sequence_jepa(input_dim, seq_len, preset=m.preset, depth=m.depth, pred_depth=m.pred_depth,
-                                                 pred_emb_dim=m.pred_emb_dim, depth_rescale=m.depth_rescale)
-        return JEPA(encoder, predictor), (1, seq_len)
-    channels = shape[0]
-    img_encoder, img_predictor = build_image_jepa(
-        m.preset, img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=channels, depth=m.depth,
-        pred_depth=m.pred_depth, pred_emb_dim=m.pred_emb_dim, depth_rescale=m.depth_rescale)
-    return JEPA(img_encoder, img_predictor), cfg.grid()
+        encoder = config.encoder.build(config.init_std, config.depth_rescale)
+        return LeJEPA(encoder, cfg.method.projector_hidden, cfg.method.projector_dim), grid
+    return build(config), grid
 
 
 def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
@@ -292,16 +334,13 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             model.encoder.compile()
         else:
             compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
-    forward: nn.Module = model  # what a LeJEPA step calls: the model, or its DDP wrapper
+    # The raw modules stay as built (EMA, monitor and checkpoints read them); a step runs `forward`.
+    forward: nn.Module = model
     if env.world_size > 1:
         ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
-        if isinstance(model, LeJEPA):
-            if env.device.type == "cuda":  # the projector's batch statistics over the global batch (no CPU kernel)
-                nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # in place
-            forward = DistributedDataParallel(model, **ddp_args)
-        else:
-            model.encoder = cast(Any, DistributedDataParallel(model.encoder, **ddp_args))
-            model.predictor = cast(Any, DistributedDataParallel(model.predictor, **ddp_args))
+        if isinstance(model, LeJEPA) and env.device.type == "cuda":  # the projector's batch statistics over
+            nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # the global batch
+        forward = DistributedDataParallel(model, **ddp_args)
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
@@ -311,29 +350,19 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
+    arch = None if lejepa else model_config(cfg, input_spec(dataset)).to_dict()  # the checkpoints' `model`
     batches = EpochBatches(len(dataset), plan.global_batch, cfg.run.seed)
     mask_cfg = cfg.mask.to_mask_config()
+    scale_at = cfg.mask.target_scale_schedule(plan.iterations_per_epoch, plan.schedule_steps)
+    if not lejepa:
+        cfg.mask.check_grid(grid)  # a sequence's grid is known only now
     losses: list[tuple[int, float]] = []
     last_ckpt: Path | None = resume_from
     step = start
     window_start, window_steps = time.perf_counter(), 0
     throughput = 0.0
 
-    def save(step_done: int, loss_value: float) -> Path | None:
-        bad = [n for n, p in encoder.named_parameters() if not bool(torch.isfinite(p).all())]
-        bad += [n for n, p in predictor.named_parameters() if not bool(torch.isfinite(p).all())]
-        if bad:
-            raise TrainingDiverged(
-                f"weights are not finite at step {step_done} (first: {bad[0]}); not saving them; the last good "
-                f"checkpoint is {last_ckpt if last_ckpt is not None else 'none'}")
-        path = checkpoint_path(ckpt_dir, step_done)
-        if env.is_main:
-            save_training_checkpoint(
-                path, encoder=encoder, predictor=predictor, target_encoder=target_encoder,
-                optimizer=optimizer, step=step_done, epoch=step_done // plan.iterations_per_epoch,
-                config=config_dict, global_batch=plan.global_batch, world_size=env.world_size, loss=loss_value)
-            prune_checkpoints(ckpt_dir, cfg.run.keep_checkpoints)
-        return path
+    pending: list[Tensor] = []  # this process's detached losses since the last read, on the device
 
     try:
         while step < plan.run_steps:
@@ -349,22 +378,27 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                                      rows=(env.rank * cfg.data.batch_size, plan.global_batch))
                     result = lejepa_step(forward, optimizer, views, cast(Tensor, directions), knots, lejepa_cfg)
                 else:
-                    menc, mpred = masks_for_step(cfg, mask_cfg, grid, step, plan.global_batch, env.rank, env.device)
-                    result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg, directions, knots)
-                loss = result.loss.detach().clone()
+                    menc, mpred = masks_for_step(cfg, mask_cfg, scale_at, grid, step, plan.global_batch, env.rank,
+                                                 env.device)
+                    result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg, directions, knots,
+                                        forward=forward)
+                loss = result.loss.detach()
                 if env.world_size > 1:
-                    dist.all_reduce(loss)
+                    loss = loss.clone()
+                    dist.all_reduce(loss)  # a collective on the device, not a host sync
                     loss /= env.world_size
-                value = float(loss)
+                pending.append(loss)
                 step += 1
                 window_steps += 1
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss is {value} at step {step}; the last good checkpoint is "
-                        f"{last_ckpt if last_ckpt is not None else 'none (no checkpoint was written yet)'}; "
-                        "lower optimization.lr, set optimization.grad_clip, or resume from it")
-                losses.append((step, value))
-                if step % cfg.run.log_every == 0 or step == plan.run_steps:
+                log_now = step % cfg.run.log_every == 0 or step == plan.run_steps
+                checkpoint_now = step % cfg.run.checkpoint_every == 0 or step == plan.run_steps
+                if log_now or checkpoint_now:
+                    # The loop's one host sync: the losses since the last read, each checked before anything
+                    # is logged or saved (a NaN between reads only costs the steps up to the next read).
+                    done = _read_losses(pending, step, last_ckpt)
+                    losses.extend(done)
+                    value = done[-1][1]
+                if log_now:
                     now = time.perf_counter()
                     throughput = window_steps * plan.global_batch / max(now - window_start, 1e-9)
                     window_start, window_steps = now, 0
@@ -381,8 +415,9 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                         on_log(row)
                 elif logger is not None:
                     logger.tick()
-                if step % cfg.run.checkpoint_every == 0 or step == plan.run_steps:
-                    last_ckpt = save(step, value)
+                if checkpoint_now:
+                    last_ckpt = _save_checkpoint(ckpt_dir, step, value, model, optimizer, env, plan, cfg, config_dict,
+                                                 last_ckpt, arch)
                 if step >= plan.run_steps:
                     break
     finally:

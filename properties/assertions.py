@@ -46,12 +46,12 @@ def oracle_elementwise(target: NDArray[np.float64], pred: NDArray[np.float64], k
 def oracle_block_loss(
     predictions: list[NDArray[np.float64]],
     targets: NDArray[np.float64],
-    blocks: list[NDArray[np.int64]],
+    target_blocks: list[NDArray[np.int64]],
     kind: str,
 ) -> float:
-    """The formal sum, one block after another, with an explicit gather loop."""
+    """The formal sum, one target block after another, with an explicit gather loop."""
     total = 0.0
-    for pred, block in zip(predictions, blocks, strict=True):
+    for pred, block in zip(predictions, target_blocks, strict=True):
         for b in range(block.shape[0]):
             for j, pos in enumerate(block[b]):
                 total += float(oracle_elementwise(targets[b, pos], pred[b, j], kind).sum())

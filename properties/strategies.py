@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from jepa_core.regularisers import DEFAULT_KNOTS, VICREG_EPS, sigreg_directions
 
-from assertions import oracle_best_keep
+from .assertions import oracle_best_keep
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -61,7 +61,7 @@ class BlockProblem:
     """Targets, target blocks and one prediction per block."""
 
     targets: FloatArray  # (B, N, D)
-    blocks: list[IndexArray]  # each (B, K_i)
+    target_blocks: list[IndexArray]  # each (B, K_i)
     predictions: list[FloatArray]  # each (B, K_i, D)
 
     @property
@@ -87,8 +87,8 @@ class ObjectiveProblem:
     """Inputs of a whole JEPA objective."""
 
     tokens: FloatArray  # (B, N, d_in)
-    context: IndexArray  # (B, Kc)
-    blocks: list[IndexArray]  # each (B, K_i)
+    context_indices: IndexArray  # (B, Kc), as Backend.objective's argument
+    target_blocks: list[IndexArray]  # each (B, K_i)
     seed: int
 
 

@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assertions import assert_array_close
-from strategies import FloatArray, momenta, param_pairs
+from .assertions import assert_array_close
+from .strategies import FloatArray, momenta, param_pairs
 
 Params = dict[str, FloatArray]
 

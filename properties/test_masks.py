@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from assertions import (
+from .assertions import (
     accepted_config,
     block_shape,
     context_centres,
@@ -31,7 +31,7 @@ from assertions import (
     slot_sizes,
     target_shapes,
 )
-from strategies import PAPER_GRID, MaskProblem, exact_problems, mask_problems, mask_seeds
+from .strategies import PAPER_GRID, MaskProblem, exact_problems, mask_problems, mask_seeds
 
 # The mean row (or column) of one batch's context at the paper setting (16x16, batch 32) has a
 # standard deviation of 0.28 over seeds on jepa_core.masks (measured over 400 batches); the

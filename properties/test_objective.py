@@ -16,8 +16,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assertions import assert_array_close, assert_close, oracle_block_loss, oracle_layer_norm
-from strategies import FloatArray, IndexArray, ObjectiveProblem, float_arrays, loss_kinds, objective_problems
+from .assertions import assert_array_close, assert_close, oracle_block_loss, oracle_layer_norm
+from .strategies import FloatArray, IndexArray, ObjectiveProblem, float_arrays, loss_kinds, objective_problems
 
 reductions = st.sampled_from(["sum", "mean"])
 
@@ -33,30 +33,31 @@ class Parts:
     predictions: list[FloatArray]
 
 
-def _objective(backend: Any, tokens: FloatArray, context: IndexArray, blocks: list[IndexArray], seed: int,
-               kind: str, reduction: str = "sum") -> float:
+def _objective(backend: Any, tokens: FloatArray, context_indices: IndexArray, target_blocks: list[IndexArray],
+               seed: int, kind: str, reduction: str = "sum") -> float:
     return float(backend.objective(
-        backend.asarray(tokens), backend.asarray(context), [backend.asarray(b) for b in blocks],
+        backend.asarray(tokens), backend.asarray(context_indices), [backend.asarray(b) for b in target_blocks],
         seed, kind, reduction,
     ))
 
 
-def _parts(backend: Any, tokens: FloatArray, context: IndexArray, blocks: list[IndexArray], seed: int) -> Parts:
-    out = backend.objective_parts(backend.asarray(tokens), backend.asarray(context),
-                                  [backend.asarray(b) for b in blocks], seed)
+def _parts(backend: Any, tokens: FloatArray, context_indices: IndexArray, target_blocks: list[IndexArray],
+           seed: int) -> Parts:
+    out = backend.objective_parts(backend.asarray(tokens), backend.asarray(context_indices),
+                                  [backend.asarray(b) for b in target_blocks], seed)
     raw = [out.context, out.target_tokens, out.targets, *out.predictions]
     arrays = [backend.to_numpy(a) for a in raw]
-    for name, a in zip(["context", "target_tokens", "targets"] + [f"prediction {i}" for i in range(len(blocks))],
+    for name, a in zip(["context", "target_tokens", "targets"] + [f"prediction {i}" for i in range(len(target_blocks))],
                        arrays, strict=True):
         assert a.dtype == np.float64, f"objective_parts: {name} is {a.dtype}, the spec computes in float64"
     return Parts(arrays[0], arrays[1], arrays[2], arrays[3:])
 
 
-def _expected(parts: Parts, blocks: list[IndexArray], kind: str, reduction: str) -> float:
-    total = oracle_block_loss(parts.predictions, parts.targets, blocks, kind)
+def _expected(parts: Parts, target_blocks: list[IndexArray], kind: str, reduction: str) -> float:
+    total = oracle_block_loss(parts.predictions, parts.targets, target_blocks, kind)
     if reduction == "sum":
         return total
-    count = sum(int(b.size) for b in blocks) * parts.targets.shape[-1]
+    count = sum(int(b.size) for b in target_blocks) * parts.targets.shape[-1]
     return total / count if count else 0.0
 
 
@@ -68,29 +69,29 @@ def test_objective_is_the_spec_loss_of_its_parts(backend: Any, p: ObjectiveProbl
                                                  reduction: str) -> None:
     """objective = the spec's loss of the backend's own predictions and layer-normed targets,
     for every loss kind and both reductions, to float64 precision."""
-    parts = _parts(backend, p.tokens, p.context, p.blocks, p.seed)
-    value = _objective(backend, p.tokens, p.context, p.blocks, p.seed, kind, reduction)
-    assert_close(value, _expected(parts, p.blocks, kind, reduction),
+    parts = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed)
+    value = _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, reduction)
+    assert_close(value, _expected(parts, p.target_blocks, kind, reduction),
                  f"objective ({kind}, {reduction}) vs the loss of its parts", rel=TIGHT, abs_=TIGHT)
 
 
 @given(p=objective_problems())
 def test_objective_parts_have_the_documented_shapes(backend: Any, p: ObjectiveProblem) -> None:
     """Context ``(B, Kc, D)``, target tokens ``(B, N, D)`` twice, one ``(B, K_i, D)`` prediction per block."""
-    parts = _parts(backend, p.tokens, p.context, p.blocks, p.seed)
+    parts = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed)
     batch, n, _ = p.tokens.shape
     dim = parts.targets.shape[-1]
-    assert parts.context.shape == (batch, p.context.shape[1], dim), f"context {parts.context.shape}"
+    assert parts.context.shape == (batch, p.context_indices.shape[1], dim), f"context {parts.context.shape}"
     assert parts.target_tokens.shape == parts.targets.shape == (batch, n, dim), (
         f"target tokens {parts.target_tokens.shape}, targets {parts.targets.shape}")
-    for i, (pred, block) in enumerate(zip(parts.predictions, p.blocks, strict=True)):
+    for i, (pred, block) in enumerate(zip(parts.predictions, p.target_blocks, strict=True)):
         assert pred.shape == (batch, block.shape[1], dim), f"prediction {i}: {pred.shape} for block {block.shape}"
 
 
 @given(p=objective_problems())
 def test_targets_are_the_layer_normed_target_tokens(backend: Any, p: ObjectiveProblem) -> None:
     """The loss compares with the target encoder's tokens layer-normed over features (no affine, eps 1e-5)."""
-    parts = _parts(backend, p.tokens, p.context, p.blocks, p.seed)
+    parts = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed)
     assert_array_close(parts.targets, oracle_layer_norm(parts.target_tokens), "targets = layer_norm(target tokens)",
                        tol=TIGHT)
 
@@ -100,10 +101,10 @@ def test_context_encoder_sees_the_context_alone(backend: Any, p: ObjectiveProble
     """Changing the tokens outside each sample's context changes neither the context tokens nor the predictions."""
     other = data.draw(float_arrays(p.tokens.shape, bound=3.0), label="tokens outside the context")
     visible = np.zeros(p.tokens.shape[:2], dtype=bool)
-    np.put_along_axis(visible, p.context, True, axis=1)
+    np.put_along_axis(visible, p.context_indices, True, axis=1)
     other[visible] = p.tokens[visible]
-    before = _parts(backend, p.tokens, p.context, p.blocks, p.seed)
-    after = _parts(backend, other, p.context, p.blocks, p.seed)
+    before = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed)
+    after = _parts(backend, other, p.context_indices, p.target_blocks, p.seed)
     assert_array_close(after.context, before.context, "context tokens after changing unseen tokens", tol=TIGHT)
     for i, (a, b) in enumerate(zip(after.predictions, before.predictions, strict=True)):
         assert_array_close(a, b, f"prediction {i} after changing unseen tokens", tol=TIGHT)
@@ -112,9 +113,10 @@ def test_context_encoder_sees_the_context_alone(backend: Any, p: ObjectiveProble
 @given(p=objective_problems(min_blocks=1), kind=loss_kinds)
 def test_batch_is_a_sum_over_its_samples(backend: Any, p: ObjectiveProblem, kind: str) -> None:
     """The summed objective of a batch is the sum of its samples' objectives: no sample sees another's rows."""
-    whole = _objective(backend, p.tokens, p.context, p.blocks, p.seed, kind)
+    whole = _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind)
     samples = [
-        _objective(backend, p.tokens[b:b + 1], p.context[b:b + 1], [blk[b:b + 1] for blk in p.blocks], p.seed, kind)
+        _objective(backend, p.tokens[b:b + 1], p.context_indices[b:b + 1],
+                   [blk[b:b + 1] for blk in p.target_blocks], p.seed, kind)
         for b in range(p.tokens.shape[0])
     ]
     assert_close(whole, sum(samples), "objective of a batch vs the sum over its samples", rel=TIGHT, abs_=TIGHT)
@@ -126,12 +128,12 @@ def test_duplicated_batch_doubles_the_sum_and_keeps_the_mean(backend: Any, p: Ob
     def twice(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.concatenate([a, a])
 
-    args = (twice(p.tokens), twice(p.context), [twice(b) for b in p.blocks], p.seed, kind)
+    args = (twice(p.tokens), twice(p.context_indices), [twice(b) for b in p.target_blocks], p.seed, kind)
     assert_close(_objective(backend, *args, "sum"),
-                 2.0 * _objective(backend, p.tokens, p.context, p.blocks, p.seed, kind, "sum"),
+                 2.0 * _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, "sum"),
                  "sum over a duplicated batch", rel=TIGHT, abs_=TIGHT)
     assert_close(_objective(backend, *args, "mean"),
-                 _objective(backend, p.tokens, p.context, p.blocks, p.seed, kind, "mean"),
+                 _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, "mean"),
                  "mean over a duplicated batch", rel=TIGHT, abs_=TIGHT)
 
 
@@ -146,20 +148,21 @@ def test_objective_jepaLoss_nil_append_reverse(backend: Any, p: ObjectiveProblem
     This holds only if the predictor predicts each block from the context alone,
     without seeing the other blocks of the list.
     """
-    run = lambda blocks: _objective(backend, p.tokens, p.context, blocks, p.seed, kind)  # noqa: E731
+    run = lambda blocks: _objective(backend, p.tokens, p.context_indices, blocks, p.seed, kind)  # noqa: E731
     assert run([]) == 0.0
-    whole = run(p.blocks)
+    whole = run(p.target_blocks)
     assert whole >= 0.0
-    cut = data.draw(st.integers(0, len(p.blocks)), label="cut")
-    assert_close(whole, run(p.blocks[:cut]) + run(p.blocks[cut:]), "jepaLoss_append (model)", rel=TIGHT, abs_=TIGHT)
-    assert_close(run(p.blocks[::-1]), whole, "jepaLoss_reverse (model)", rel=TIGHT, abs_=TIGHT)
+    cut = data.draw(st.integers(0, len(p.target_blocks)), label="cut")
+    assert_close(whole, run(p.target_blocks[:cut]) + run(p.target_blocks[cut:]), "jepaLoss_append (model)",
+                 rel=TIGHT, abs_=TIGHT)
+    assert_close(run(p.target_blocks[::-1]), whole, "jepaLoss_reverse (model)", rel=TIGHT, abs_=TIGHT)
 
 
 @given(p=objective_problems(min_blocks=2), data=st.data())
 def test_each_prediction_depends_on_its_block_alone(backend: Any, p: ObjectiveProblem, data: st.DataObject) -> None:
     """A block's prediction is the same whether it is predicted alone or among other blocks."""
-    together = _parts(backend, p.tokens, p.context, p.blocks, p.seed)
-    i = data.draw(st.integers(0, len(p.blocks) - 1), label="block")
-    alone = _parts(backend, p.tokens, p.context, [p.blocks[i]], p.seed)
+    together = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed)
+    i = data.draw(st.integers(0, len(p.target_blocks) - 1), label="block")
+    alone = _parts(backend, p.tokens, p.context_indices, [p.target_blocks[i]], p.seed)
     assert_array_close(together.predictions[i], alone.predictions[0], f"prediction of block {i} among others",
                        tol=TIGHT)

@@ -14,15 +14,16 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assertions import (
+from jepa_core.regularisers import DEFAULT_KNOTS, sigreg_directions
+
+from .assertions import (
     assert_close,
     oracle_sigreg,
     oracle_sigreg_floor,
     oracle_vicreg_covariance,
     oracle_vicreg_variance,
 )
-from jepa_core.regularisers import DEFAULT_KNOTS, sigreg_directions
-from strategies import (
+from .strategies import (
     MAX_DIM,
     FloatArray,
     SigregProblem,

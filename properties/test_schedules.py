@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assertions import assert_close, assert_schedule_close, oracle_lr, oracle_momentum, oracle_wd
-from strategies import EndpointParams, LRParams, lr_params, momentum_params, steps_around, wd_params
+from .assertions import assert_close, assert_schedule_close, oracle_lr, oracle_momentum, oracle_wd
+from .strategies import EndpointParams, LRParams, lr_params, momentum_params, steps_around, wd_params
 
 
 def _lr(backend: Any, p: LRParams) -> Any:

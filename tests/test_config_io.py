@@ -10,7 +10,9 @@ from typing import Any, get_type_hints
 import pytest
 import yaml
 
-from jepa_torch.config import ConfigError, TrainConfig
+from jepa_core.mask_schedules import TargetScaleSchedule
+from jepa_core.masks import OFFICIAL_FLAGS, MaskConfig
+from jepa_torch.config import ConfigError, MaskSection, TrainConfig
 from jepa_torch.config_io import config_from_dict, config_to_dict, load_config, save_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -138,6 +140,13 @@ def test_overrides_win_over_the_file_and_leave_the_rest(tmp_path: Path) -> None:
         ("optimization:\n  lr: -1\n", r"^optimization\.lr=-1\.0: must be"),
         ("model: [1, 2]\n", r"^model: expected a mapping of key: value, got a list"),
         ("data:\n  img_size: 30\n", r"^model\.patch_size=4: must divide data\.img_size=30"),
+        ("mask:\n  final_target_scale: [0.3, 0.2]\n",
+         r"^mask\.final_target_scale=\(0\.3, 0\.2\): must be \[low, high\] with 0 < low <= high <= 1, or null"),
+        ("mask:\n  final_target_scale: [0.9, 1.0]\n",
+         r"^mask\.final_target_scale=\(0\.9, 1\.0\): the masks at the end of the schedule are impossible on the 8x8"),
+        ("mask:\n  final_target_scale: [0.2, 0.3]\n  target_scale_warmup_epochs: 10\n",
+         r"^mask\.target_scale_warmup_epochs=10\.0: must be shorter than the run"),
+        ("mask:\n  target_scale_warmup_epochs: -1\n", r"^mask\.target_scale_warmup_epochs=-1\.0: must be a finite"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_key(tmp_path: Path, text: str, match: str) -> None:
@@ -184,6 +193,25 @@ def test_file_errors(tmp_path: Path) -> None:
 
 def test_defaults_without_a_file() -> None:
     assert load_config(None) == TrainConfig()
+
+
+def test_mask_section_is_the_sampler_law_key_for_key() -> None:
+    """Every MaskConfig field but the official flags is a ``mask.*`` key with its default; they pass on unchanged."""
+    section = {f.name: f.default for f in fields(MaskSection)}
+    law = {f.name: f.default for f in fields(MaskConfig) if f.name not in OFFICIAL_FLAGS}
+    assert law.items() <= section.items()
+    assert MaskSection().to_mask_config() == MaskConfig()
+    cfg = load_config(None, ["mask.official_compatible=true", "mask.min_keep=7", "mask.num_targets=2"])
+    sampler = cfg.mask.to_mask_config()
+    assert all(getattr(sampler, flag) is True for flag in OFFICIAL_FLAGS)
+    assert (sampler.min_keep, sampler.num_targets) == (7, 2)  # min_keep is the sampler's bound in both modes
+
+
+def test_mask_schedule_keys_map_onto_the_target_scale_schedule() -> None:
+    cfg = load_config(None, ["mask.final_target_scale=[0.2, 0.3]", "mask.target_scale_warmup_epochs=0.5"])
+    assert cfg.mask.target_scale_schedule(10, 40) == TargetScaleSchedule((0.15, 0.2), (0.2, 0.3), 40, 5)
+    fixed = TrainConfig().mask.target_scale_schedule(10, 40)
+    assert fixed(0) == fixed(40) == (0.15, 0.2)  # null: the official fixed scale, exactly
 
 
 def test_official_layout_maps_field_by_field(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

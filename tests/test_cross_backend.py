@@ -8,19 +8,14 @@ loss and layer norm of the torch model's own parts.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepa_core.reference import backend as reference
 from jepa_torch.backend import backend as torch_backend
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "properties"))
-from strategies import (BlockProblem, LRParams, ObjectiveProblem, block_problems, float_arrays,  # noqa: E402
-                        loss_kinds, lr_params, objective_problems, param_pairs)
+from properties.strategies import (BlockProblem, LRParams, ObjectiveProblem, block_problems, float_arrays,
+                                   loss_kinds, lr_params, objective_problems, param_pairs)
 
 TOL = 1e-6
 
@@ -42,7 +37,7 @@ def _both(fn_name: str, *args: object) -> tuple[object, object]:
 @settings(max_examples=100, deadline=None)
 @given(p=block_problems(), kind=loss_kinds, reduction=st.sampled_from(["sum", "mean"]))
 def test_jepa_loss_agrees(p: BlockProblem, kind: str, reduction: str) -> None:
-    ref, tor = _both("jepa_loss", p.predictions, p.targets, p.blocks, kind, reduction)
+    ref, tor = _both("jepa_loss", p.predictions, p.targets, p.target_blocks, kind, reduction)
     assert abs(float(ref) - float(tor)) <= TOL * max(1.0, abs(float(ref)))  # type: ignore[arg-type]
 
 
@@ -73,12 +68,12 @@ def test_float64_stays_float64() -> None:
 @given(p=objective_problems(), kind=loss_kinds, reduction=st.sampled_from(["sum", "mean"]))
 def test_torch_objective_is_the_reference_loss_of_its_parts(p: ObjectiveProblem, kind: str, reduction: str) -> None:
     """The torch training objective equals the numpy spec's loss and layer norm applied to the torch model's parts."""
-    args = (torch_backend.asarray(p.tokens), torch_backend.asarray(p.context),
-            [torch_backend.asarray(b) for b in p.blocks], p.seed)
+    args = (torch_backend.asarray(p.tokens), torch_backend.asarray(p.context_indices),
+            [torch_backend.asarray(b) for b in p.target_blocks], p.seed)
     parts = torch_backend.objective_parts(*args)
     targets = reference.layer_norm(torch_backend.to_numpy(parts.target_tokens))
     np.testing.assert_allclose(torch_backend.to_numpy(parts.targets), targets, rtol=TOL, atol=TOL)
-    expected = reference.jepa_loss([torch_backend.to_numpy(q) for q in parts.predictions], targets, p.blocks,
+    expected = reference.jepa_loss([torch_backend.to_numpy(q) for q in parts.predictions], targets, p.target_blocks,
                                    kind, reduction)  # type: ignore[arg-type]
     got = torch_backend.objective(*args, kind, reduction)  # type: ignore[arg-type]
     assert abs(got - expected) <= TOL * max(1.0, abs(expected)), (got, expected)

@@ -10,7 +10,8 @@ import torch
 from jepa_core.masks import MaskConfig, sample_masks
 from jepa_torch.models import build_image_jepa
 from jepa_torch.optim import make_optimizer
-from jepa_torch.step import JEPA, train_step
+from jepa_torch.models import JEPA
+from jepa_torch.step import train_step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

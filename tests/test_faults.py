@@ -31,7 +31,8 @@ from jepa_torch.cli import main
 from jepa_torch.config import TrainConfig
 from jepa_torch.config_io import save_config
 from jepa_torch.resume import list_checkpoints, load_training_checkpoint
-from jepa_torch.step import JEPA, StepResult
+from jepa_torch.models import JEPA
+from jepa_torch.step import StepResult
 from jepa_torch.train import build_model, train
 
 from .test_train import tiny_config

@@ -168,49 +168,6 @@ def test_masks_do_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def _loader_masks(num_workers: int, epoch: int) -> list[tuple[Any, ...]]:
-    torch = pytest.importorskip("torch")
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from jepa_torch.collate import MaskCollator
-
-    data = TensorDataset(torch.arange(24, dtype=torch.float32).view(24, 1), torch.arange(24))
-    collate = MaskCollator((16, 16), M.MaskConfig(), seed=5)
-    collate.set_epoch(epoch)
-    loader = DataLoader(data, batch_size=4, num_workers=num_workers, collate_fn=collate)
-    return [(batch[1], ctx, tgt) for batch, ctx, tgt in loader]
-
-
-def test_collate_is_reproducible_across_worker_processes() -> None:
-    """Two runs with 2 workers give identical batches and masks; another epoch gives new masks."""
-    first, second, other = _loader_masks(2, 0), _loader_masks(2, 0), _loader_masks(2, 1)
-    assert len(first) == 6
-    for (ids_a, ctx_a, tgt_a), (ids_b, ctx_b, tgt_b) in zip(first, second, strict=True):
-        assert ids_a.tolist() == ids_b.tolist()
-        for a, b in zip(ctx_a + tgt_a, ctx_b + tgt_b, strict=True):
-            assert a.dtype == b.dtype and str(a.dtype) == "torch.int64" and a.shape == b.shape
-            assert a.shape[0] == 4 and bool((a == b).all())  # same shape checked above
-    assert len(first[0][1]) == 1 and len(first[0][2]) == 4
-    torch = pytest.importorskip("torch")
-    assert not all(torch.equal(a[2][0], b[2][0]) for a, b in zip(first, other, strict=True))
-    # batches within one run draw different masks (distinct seeds per worker and batch)
-    assert not torch.equal(first[0][2][0], first[1][2][0])
-
-
-def test_collate_state_round_trips_and_rejects_impossible_configs() -> None:
-    pytest.importorskip("torch")
-    from jepa_torch.collate import MaskCollator
-
-    a = MaskCollator((16, 16), M.MaskConfig(), seed=3, rank=1)
-    a.set_epoch(7)
-    b = MaskCollator((16, 16), M.MaskConfig())
-    b.load_state_dict(a.state_dict())
-    assert b.state_dict() == {"seed": 3, "epoch": 7, "rank": 1}
-    np.testing.assert_array_equal(a.generator(1, 2).random(3), b.generator(1, 2).random(3))
-    with pytest.raises(ValueError, match="min_keep"):
-        MaskCollator((16, 16), M.MaskConfig(min_keep=1000))
-
-
 def test_render_masks_writes_a_png(tmp_path: Any) -> None:
     pytest.importorskip("matplotlib")
     from jepa_torch.plots import render_masks

@@ -131,3 +131,26 @@ def test_the_trainer_applies_the_schedules_the_law_suite_checks(tmp_path: Path) 
         assert float(row["lr"]) == pytest.approx(lr(k), rel=1e-12, abs=1e-15), f"lr at step {k}"
         assert float(row["weight_decay"]) == pytest.approx(wd(k), rel=1e-12, abs=1e-15), f"wd at step {k}"
         assert float(row["momentum"]) == pytest.approx(momentum(k), rel=1e-12, abs=1e-15), f"momentum at step {k}"
+
+
+def test_the_target_scale_schedule_reaches_the_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mask.final_target_scale: at step k the targets have the size of the scheduled scale, then hold at the end."""
+    real_step = train_module.train_step
+    sizes: list[list[int]] = []
+
+    def recording(model, optimizer, images, context, targets, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append([int(t.shape[1]) for t in targets])
+        return real_step(model, optimizer, images, context, targets, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", recording)
+    cfg = tiny_config(tmp_path / "run", max_steps=7)
+    cfg = replace(cfg, data=replace(cfg.data, img_size=32),  # an 8x8 grid
+                  mask=MaskSection(num_targets=2, target_scale=(0.05, 0.05), target_aspect=(1.0, 1.0), min_keep=4,
+                                   final_target_scale=(0.25, 0.25)),
+                  optimization=replace(cfg.optimization, ipe_scale=0.05, warmup_epochs=0.05))
+    train(cfg, progress=False)
+    # 898 training digits / 16 = 56 steps per epoch; the schedules last int(56 * 2 * 0.05) = 5 steps
+    scale = [0.05 + 0.2 * min(1.0, k / 5) for k in range(7)]
+    side = [round((64 * s) ** 0.5) for s in scale]  # a square target of area 64 s
+    assert sizes == [[n * n] * 2 for n in side]
+    assert side[0] == 2 and side[-1] == side[-2] == 4  # the start range, then the end range held

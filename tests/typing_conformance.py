@@ -13,7 +13,7 @@ from jepa_core.protocols import ContextEncoder, Predictor, RepresentationLoss, T
 from jepa_core.reference import backend as reference_backend
 from jepa_torch.backend import backend as torch_backend
 from jepa_torch.models import build_sequence_jepa, make_target_encoder
-from jepa_torch.spec import (
+from jepa_torch.protocol_adapters import (
     BlockPredictor,
     ContextView,
     EncodedContext,

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from jepa_core.loss import Reduction, gather_tokens, jepa_loss_blocks
-from jepa_core.losses import LossKind, elementwise_loss, layer_norm
 from jepa_core.protocols import FloatArray, IndexArray
 from jepa_core.reference import ReferenceBackend
+from jepa_core.representation import LossKind, elementwise_loss, layer_norm
 
 from ._registry import mutant
 

@@ -11,13 +11,13 @@ from torch import Tensor
 
 from jepa_core.backend import ObjectiveParts
 from jepa_core.loss import Reduction, jepa_loss_blocks, mean_normalised
-from jepa_core.losses import LossKind
 from jepa_core.protocols import FloatArray, IndexArray
 from jepa_core.reference import ReferenceBackend, ReferenceModel
+from jepa_core.representation import LossKind
 from jepa_torch.backend import TorchBackend
-from jepa_torch.losses import layer_norm_targets
 from jepa_torch.predictor import Predictor
-from jepa_torch.step import JEPA
+from jepa_torch.models import JEPA
+from jepa_torch.representation import layer_norm_targets
 from jepa_torch.vit import apply_masks
 
 from ._registry import mutant
@@ -167,3 +167,24 @@ class PartsInGroupOrder(TorchBackend):
         with torch.no_grad():
             raw = model.target_encoder(tokens)
         return ObjectiveParts(context, raw, layer_norm_targets(raw), predictions)
+
+
+class _TargetsBatchMajor(JEPA):
+    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[list[Tensor]]) -> list[Tensor]:
+        with torch.no_grad():
+            h = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
+            return [torch.cat([apply_masks(h[b:b + 1], [m[b:b + 1] for m in group]) for b in range(h.size(0))])
+                    for group in masks_pred]  # rows (sample, mask): the predictions' are (mask, sample)
+
+
+@mutant("objective", "test_objective_is_the_spec_loss_of_its_parts", "test_batch_is_a_sum_over_its_samples")
+class TrainingTargetsBatchMajor(TorchBackend):
+    """The trainer's JEPA gathers a group's targets sample by sample, so its rows are batch-major while the
+    grouped predictor's are mask-major: each prediction is compared with another block's targets."""
+
+    name = "mutant: training targets batch-major"
+
+    def model(self, seed: int, num_tokens: int, input_dim: int) -> JEPA:
+        model = super().model(seed, num_tokens, input_dim)
+        model.__class__ = _TargetsBatchMajor
+        return model

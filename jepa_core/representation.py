@@ -1,4 +1,5 @@
-"""Representation losses and the target normalisation, in numpy.
+"""Representation losses and the target layer-norm, in numpy: what compares or normalises
+one representation. The JEPA loss, a sum of these over target indices, is :mod:`jepa_core.loss`.
 
 Every loss here reduces over the *last* axis (the feature axis, size D) and keeps
 the leading axes, so one function serves one token ``(D,)``, a block ``(K, D)``
@@ -12,7 +13,7 @@ sum of these per-token values over the index's tokens.
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast, get_args
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .protocols import FloatArray
 
 __all__ = [
     "LossKind",
+    "check_loss_kind",
     "elementwise_loss",
     "layer_norm",
     "representation_loss",
@@ -39,6 +41,22 @@ def _check_pair(target: FloatArray, prediction: FloatArray) -> None:
         )
 
 
+def check_loss_kind(kind: object, key: str = "kind") -> LossKind:
+    """``kind`` as a :data:`~jepa_core.representation.LossKind`: the one check of a loss name.
+
+    Args:
+        kind: the name to check: ``"smooth_l1"`` or ``"l2"``.
+        key: how the caller's error names the value (``optimization.loss``, ``loss``).
+
+    Raises:
+        ValueError: ``<key>=<kind>: use smooth_l1 or l2``, one line.
+    """
+    kinds = get_args(LossKind)
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"{key}={kind!r}: use {' or '.join(kinds)}")
+    return cast(LossKind, kind)
+
+
 def elementwise_loss(
     target: FloatArray, prediction: FloatArray, kind: LossKind = "smooth_l1", beta: float = 1.0
 ) -> FloatArray:
@@ -56,13 +74,11 @@ def elementwise_loss(
     """
     _check_pair(target, prediction)
     diff = np.abs(np.asarray(prediction) - np.asarray(target))
-    if kind == "l2":
+    if check_loss_kind(kind) == "l2":
         return diff * diff
-    if kind == "smooth_l1":
-        if not beta > 0.0:
-            raise ValueError(f"beta={beta}: the smooth-L1 threshold must be positive")
-        return np.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)
-    raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
+    if not beta > 0.0:
+        raise ValueError(f"beta={beta}: the smooth-L1 threshold must be positive")
+    return np.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)
 
 
 def smooth_l1(target: FloatArray, prediction: FloatArray, beta: float = 1.0) -> FloatArray:

@@ -1,8 +1,9 @@
-"""The JEPA loss and its representation losses, in torch (the spec's ``jepa_core.loss``).
+"""The JEPA loss in torch (the spec's ``jepa_core.loss``): a sum over target tokens, or its mean.
 
-All functions keep the spec's conventions: per-element losses reduce over the
-feature axis, the objective is a sum over target tokens, and the mean is that sum
-divided by (target tokens x D), i.e. ``F.smooth_l1_loss(pred, target)``.
+All functions keep the spec's conventions: per-element losses
+(:mod:`jepa_torch.representation`) reduce over the feature axis, the objective is a sum
+over target tokens, and the mean is that sum divided by (target tokens x D), i.e.
+``F.smooth_l1_loss(pred, target)``.
 """
 
 from __future__ import annotations
@@ -14,27 +15,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from jepa_core.loss import Reduction
-from jepa_core.losses import LossKind
+from jepa_core.representation import LossKind, check_loss_kind
+
+from .representation import elementwise_loss
 
 __all__ = [
-    "elementwise_loss",
     "gather_tokens",
     "grouped_prediction_loss",
     "jepa_loss_blocks",
-    "layer_norm_targets",
     "prediction_loss",
 ]
-
-
-def elementwise_loss(target: Tensor, prediction: Tensor, kind: LossKind = "smooth_l1") -> Tensor:
-    """Per-element loss ``(..., D) -> (..., D)``: smooth-L1 (beta 1) or squared error."""
-    if target.shape != prediction.shape:
-        raise ValueError(f"target shape {tuple(target.shape)} != prediction shape {tuple(prediction.shape)}")
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(prediction, target, reduction="none", beta=1.0)
-    if kind == "l2":
-        return F.mse_loss(prediction, target, reduction="none")
-    raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
 
 
 def prediction_loss(prediction: Tensor, target: Tensor, kind: LossKind = "smooth_l1",
@@ -44,11 +34,9 @@ def prediction_loss(prediction: Tensor, target: Tensor, kind: LossKind = "smooth
     ``"mean"`` is the spec's normalisation (sum / (R * K * D)); it is what the
     official training optimises (``F.smooth_l1_loss`` with mean reduction).
     """
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(prediction, target, reduction=reduction, beta=1.0)
-    if kind == "l2":
+    if check_loss_kind(kind) == "l2":
         return F.mse_loss(prediction, target, reduction=reduction)
-    raise ValueError(f"unknown loss kind {kind!r}: use 'smooth_l1' or 'l2'")
+    return F.smooth_l1_loss(prediction, target, reduction=reduction, beta=1.0)
 
 
 def _at_least_fp32(x: Tensor) -> Tensor:
@@ -74,11 +62,6 @@ def grouped_prediction_loss(predictions: Sequence[Tensor], targets: Sequence[Ten
     if reduction == "sum":
         return total  # type: ignore[return-value]
     return total / sum(p.numel() for p in predictions)  # type: ignore[return-value]
-
-
-def layer_norm_targets(h: Tensor) -> Tensor:
-    """Normalise target tokens over features, no affine, eps 1e-5 (the official ``F.layer_norm``)."""
-    return F.layer_norm(h, (h.size(-1),))
 
 
 def gather_tokens(tokens: Tensor, indices: Tensor) -> Tensor:
@@ -115,4 +98,3 @@ def jepa_loss_blocks(
     if reduction == "mean":
         return total / (count * targets.size(-1)) if count else total
     raise ValueError(f"unknown reduction {reduction!r}: use 'sum' or 'mean'")
-

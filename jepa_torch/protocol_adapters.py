@@ -1,10 +1,11 @@
-"""The torch modules seen through the spec's Protocols (``jepa_core.protocols``).
+"""Adapters that show the torch modules through the spec's Protocols (``jepa_core.protocols``).
 
 The spec's objective reads one target index at a time; in I-JEPA an index is a target
 block ``(B, K)`` of patch positions. These thin adapters give the torch encoder,
 target encoder and predictor exactly the call shapes of the Protocols, so that
 ``jepa_core.jepa_loss`` computes the objective with the real modules, and
-``tests/typing_conformance.py`` proves the fit under ``mypy --strict``.
+``tests/typing_conformance.py`` proves the fit under ``mypy --strict``. Training does not
+use them: only that typing check and the tests (``tests/test_step.py``) do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .losses import elementwise_loss, gather_tokens, layer_norm_targets
+from .loss import gather_tokens
+from .representation import elementwise_loss, layer_norm_targets
 from .predictor import Predictor
 from .vit import TransformerEncoder
 

@@ -1,0 +1,109 @@
+"""The project's import graph and its layering rules: ``python -m tests.import_graph``.
+
+Prints every import edge between the project's modules (function-level imports included), then
+each rule and the edges that break it; exits 1 if any does. Arrows point down, toward the spec:
+
+- ``jepa_core`` imports numpy and the standard library only, and nothing of the other wings;
+- ``properties`` knows backends only through ``--jepa-backend``: it never imports ``jepa_torch``;
+- in ``jepa_torch``, the networks never import training, evaluation or interop; the config modules
+  never import model code; evaluation never imports training.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("jepa_core", "jepa_torch", "properties")
+
+NETWORKS = {"vit", "predictor", "tokens", "pos_embed", "models", "presets", "representation", "loss", "ema",
+            "regularisers", "files"}
+TRAINING = {"train", "step", "optim", "resume", "runlog", "lejepa", "views", "demo"}
+EVALUATION = {"evaluate", "monitor", "plots"}
+INTEROP = {"checkpoint", "export", "backend", "cli", "protocol_adapters"}
+CONFIG = {"config", "config_io", "presets"}
+MODEL_CODE = {"vit", "predictor", "tokens", "pos_embed", "models"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute names of the modules ``path`` imports, anywhere in the file."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports."""
+    files = [p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))]
+    names = {module_name(p) for p in files}
+    return {module_name(p): {m for m in imports(p) if m in names and m != module_name(p)} for p in files}
+
+
+def _leaf(name: str) -> str:
+    return name.rpartition(".")[2]
+
+
+def violations(edges: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Each rule and the edges that break it."""
+    rules: dict[str, list[str]] = {
+        "jepa_core imports only numpy and the standard library": [],
+        "properties never imports jepa_torch": [],
+        "the networks never import training, evaluation or interop": [],
+        "the config modules never import model code": [],
+        "evaluation never imports training": [],
+    }
+    for path in sorted((ROOT / "jepa_core").rglob("*.py")):
+        for m in imports(path):
+            top = m.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in ("numpy", "jepa_core", "__future__"):
+                rules["jepa_core imports only numpy and the standard library"].append(f"{module_name(path)} -> {m}")
+    for src, dsts in sorted(edges.items()):
+        for dst in sorted(dsts):
+            edge = f"{src} -> {dst}"
+            if src.startswith("properties") and dst.startswith("jepa_torch"):
+                rules["properties never imports jepa_torch"].append(edge)
+            if not (src.startswith("jepa_torch.") and dst.startswith("jepa_torch.")):
+                continue
+            a, b = _leaf(src), _leaf(dst)
+            if a in NETWORKS and b in TRAINING | EVALUATION | INTEROP:
+                rules["the networks never import training, evaluation or interop"].append(edge)
+            if a in CONFIG and b in MODEL_CODE:
+                rules["the config modules never import model code"].append(edge)
+            if a in EVALUATION and b in TRAINING:
+                rules["evaluation never imports training"].append(edge)
+    return rules
+
+
+def main() -> int:
+    edges = graph()
+    for src, dsts in sorted(edges.items()):
+        if dsts:
+            print(f"{src} -> {', '.join(sorted(dsts))}")
+    broken = 0
+    print()
+    for rule, bad in violations(edges).items():
+        broken += len(bad)
+        print(f"{'ok ' if not bad else 'BROKEN'} {rule}" + "".join(f"\n    {e}" for e in bad))
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
