@@ -137,15 +137,15 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _check_compiled(eager: JEPA, compiled: JEPA, images: torch.Tensor, menc: list[torch.Tensor],
-                    mpred: list[torch.Tensor], tol: float) -> float:
+def _check_compiled(eager: JEPA, compiled: JEPA, images: torch.Tensor, context_masks: list[torch.Tensor],
+                    target_masks: list[torch.Tensor], tol: float) -> float:
     """Max |compiled - eager| over the three networks' outputs on these inputs; raises above ``tol``."""
-    z_e = eager.encoder(images, menc)
-    z_c = compiled.encoder(images, menc)
+    z_e = eager.encoder(images, context_masks)
+    z_c = compiled.encoder(images, context_masks)
     diffs = {
         "encoder": _max_abs_diff(z_e, z_c),
         "target_encoder": _max_abs_diff(eager.target_encoder(images), compiled.target_encoder(images)),
-        "predictor": _max_abs_diff(eager.predictor(z_e, menc, mpred), compiled.predictor(z_e, menc, mpred)),
+        "predictor": _max_abs_diff(eager.predictor(z_e, context_masks, target_masks), compiled.predictor(z_e, context_masks, target_masks)),
     }
     worst = max(diffs.values())
     if not worst <= tol:
@@ -162,14 +162,14 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, warmup: int, steps:
     base = JEPA(encoder, predictor).to(device)
     grid = (cfg.img_size // cfg.patch_size,) * 2
     masks = sample_masks(grid, MaskConfig.official_compatible(), seed, cfg.batch)
-    menc = [torch.from_numpy(m).to(device) for m in masks.context]
-    mpred = [torch.from_numpy(m).to(device) for m in masks.targets]
+    context_masks = [torch.from_numpy(m).to(device) for m in masks.context]
+    target_masks = [torch.from_numpy(m).to(device) for m in masks.targets]
     images = torch.randn(cfg.batch, 3, cfg.img_size, cfg.img_size, device=device)
     step_cfg = StepConfig()
 
     def make_step(model: JEPA) -> Callable[[], object]:
         opt = make_optimizer([model.encoder, model.predictor], lr=1e-4)
-        return lambda: train_step(model, opt, images, menc, mpred, momentum=0.996, config=step_cfg)
+        return lambda: train_step(model, opt, images, context_masks, target_masks, momentum=0.996, config=step_cfg)
 
     fns: dict[str, Callable[[], object]] = {}
     extra: dict[str, dict[str, object]] = {}
@@ -185,7 +185,7 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, warmup: int, steps:
         else:
             compile_model(model)
             t0 = time.perf_counter()
-            diff = _check_compiled(base, model, images, menc, mpred, tol=1e-5)
+            diff = _check_compiled(base, model, images, context_masks, target_masks, tol=1e-5)
             fns[mode] = make_step(model)
             fns[mode]()  # compiles the training graphs (forward + backward)
             extra[mode] = {"compile_s": time.perf_counter() - t0, "max_abs_diff_vs_eager": diff}
@@ -201,7 +201,7 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, warmup: int, steps:
         row: dict[str, object] = {
             "config": name, **asdict(cfg), "device": str(device), "mode": mode, "compile": mode != "eager",
             "precision": "bf16" if device.type == "cuda" else "fp32",
-            "context_tokens": int(menc[0].shape[1]), "target_tokens": int(mpred[0].shape[1]),
+            "context_tokens": int(context_masks[0].shape[1]), "target_tokens": int(target_masks[0].shape[1]),
             "median_ms": 1e3 * median, "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts),
             "images_per_s": cfg.batch / median, "gflop_per_step": flops / 1e9,
             "achieved_gflops": flops / median / 1e9, **extra.get(mode, {}),

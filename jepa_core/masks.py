@@ -25,18 +25,21 @@ Impossible configurations are rejected before any draw (:func:`validate`), and
 every accepted one finishes in bounded work: there is no unbounded retry loop.
 The flags of :meth:`MaskConfig.official_compatible` reproduce the official
 collator's distribution (docs/fidelity.md, section Masks).
+
+The config and batch types live in :mod:`jepa_core.mask_config` and the validation in
+:mod:`jepa_core.mask_validation`; this module re-exports both, so ``jepa_core.masks`` is the
+whole sampler API.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .mask_config import OFFICIAL_FLAGS, Grid, MaskBatch, MaskConfig
+from .mask_validation import Plan, analyse, max_context_keep, overlap_free, validate
 from .protocols import IndexArray
 
 __all__ = [
@@ -51,8 +54,6 @@ __all__ = [
     "validate",
 ]
 
-Grid: TypeAlias = tuple[int, int]
-"""A patch grid ``(H, W)``; a sequence of length ``L`` is the grid ``(1, L)``."""
 Rng: TypeAlias = "np.random.Generator | int"
 BoolArray: TypeAlias = NDArray[np.bool_]
 IntArray: TypeAlias = NDArray[np.int64]
@@ -61,232 +62,6 @@ _SIZE_ROUNDS = 8  # rounds of vectorised candidate sizes before the precomputed 
 _SIZE_CANDIDATES = 32  # candidate size sets per round
 _PLACE_ROUNDS = 16  # rounds of target re-placement before the corner-stacked placement
 _OFFICIAL_TRIES = 20  # the official collator's tries per relaxation level
-
-OFFICIAL_FLAGS = ("correlated_draw", "floor_area", "shared_target_size", "exclusive_bound", "raster_trim",
-                  "relax_overlap")
-"""The :class:`MaskConfig` fields that each reproduce one official defect (all False by default)."""
-
-
-def _range_error(name: str, value: object, rule: str) -> ValueError:
-    return ValueError(f"MaskConfig.{name}={value!r}: {rule}")
-
-
-@dataclass(frozen=True)
-class MaskConfig:
-    """What a multi-block mask draw looks like; grid-free, validated on construction.
-
-    Grid-dependent impossibility (blocks that cannot fit, ``min_keep`` that no
-    placement can honour) is checked by :func:`validate`, which every sampler
-    calls before drawing anything.
-
-    Attributes:
-        num_targets: target blocks per sample (``npred``), at least 1.
-        target_scale: ``(low, high)`` share of the grid per target, ``0 < low <= high <= 1``.
-        target_aspect: ``(low, high)`` height / width of a target, ``0 < low <= high``.
-        num_context: context blocks per sample (``nenc``), at least 1.
-        context_scale: ``(low, high)`` share of the grid of the context block.
-        context_aspect: ``(low, high)`` aspect of the context block (official: 1).
-        min_keep: the context *must* keep at least this many patches (``>=``).
-        allow_overlap: when True the context *may* include target patches.
-        correlated_draw: official defect (a): one uniform sets scale and aspect.
-        floor_area: official sizing: the area ``int(scale * H * W)`` is floored.
-        shared_target_size: official: one size for every target slot of a batch.
-        exclusive_bound: official defect (b): sizes clipped to ``H - 1``/``W - 1``
-            and positions drawn below an exclusive bound, so the last row and
-            column are never in a block.
-        raster_trim: official defect (c): contexts cut to the batch's shortest
-            (one length for all context slots) by keeping the first patches in
-            raster order.
-        relax_overlap: official defect (e): a context that finds no valid spot
-            in 20 tries drops the last target's constraint, and so on, and may
-            then overlap targets.
-    """
-
-    num_targets: int = 4
-    target_scale: tuple[float, float] = (0.15, 0.2)
-    target_aspect: tuple[float, float] = (0.75, 1.5)
-    num_context: int = 1
-    context_scale: tuple[float, float] = (0.85, 1.0)
-    context_aspect: tuple[float, float] = (1.0, 1.0)
-    min_keep: int = 10
-    allow_overlap: bool = False
-    correlated_draw: bool = False
-    floor_area: bool = False
-    shared_target_size: bool = False
-    exclusive_bound: bool = False
-    raster_trim: bool = False
-    relax_overlap: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("num_targets", "num_context", "min_keep"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _range_error(name, value, "must be an integer >= 1")
-        for name, upper in (
-            ("target_scale", 1.0),
-            ("context_scale", 1.0),
-            ("target_aspect", math.inf),
-            ("context_aspect", math.inf),
-        ):
-            value = getattr(self, name)
-            ok = isinstance(value, tuple) and len(value) == 2
-            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            if not ok or not (0.0 < value[0] <= value[1] <= upper and math.isfinite(value[1])):
-                bound = "<= 1" if upper == 1.0 else "finite"
-                raise _range_error(name, value, f"must be a tuple (low, high) with 0 < low <= high, {bound}")
-        for name in ("allow_overlap", *OFFICIAL_FLAGS):
-            if not isinstance(getattr(self, name), bool):
-                raise _range_error(name, getattr(self, name), "must be True or False")
-
-    @classmethod
-    def official_compatible(cls, **fields: Any) -> MaskConfig:
-        """The official collator's distribution: every official flag on.
-
-        Args:
-            **fields: other fields, with the official meaning of ``min_keep``:
-                the official keeps a mask when it has *more than* ``min_keep``
-                patches, so ``min_keep=m`` here is stored as ``m + 1`` (default
-                official value 10, the paper's).
-
-        Returns:
-            A config that reproduces the official defects (a)-(c) and (e).
-        """
-        fields["min_keep"] = int(fields.get("min_keep", 10)) + 1
-        return cls(**{**dict.fromkeys(OFFICIAL_FLAGS, True), **fields})
-
-
-@dataclass(frozen=True)
-class MaskBatch:
-    """The masks of a batch of ``B`` samples, in the official I-JEPA convention.
-
-    Attributes:
-        context: one ``(B, Kc)`` int64 array per context block: kept patch
-            indices, raster order (``row * W + col``), no padding.
-        targets: one ``(B, Kt)`` int64 array per target block; each row is a
-            whole rectangle, raster order.
-        grid: the ``(H, W)`` grid the indices refer to.
-    """
-
-    context: list[IndexArray]
-    targets: list[IndexArray]
-    grid: Grid
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What validation learns about a (grid, config): placement grid and a witness."""
-
-    place: Grid  # the grid blocks are placed in: (H, W), or (H - 1, W - 1) with exclusive_bound
-    target: tuple[int, int]  # a target size that, used by every slot, admits a valid context
-    context: tuple[int, int]
-    best_keep: int  # the most context patches any outcome can keep
-
-
-def _reachable(grid: Grid, place: Grid, scale: tuple[float, float], aspect: tuple[float, float],
-               config: MaskConfig) -> BoolArray:
-    """Closure of the block sizes a draw can give: ``R[h, w]`` for ``1 <= h, w`` within ``place``.
-
-    An over-approximation (boundaries included), so a config rejected because of
-    it is rejected rightly.
-    """
-    n_cells = grid[0] * grid[1]
-    lo, hi = scale[0] * n_cells, scale[1] * n_cells
-    if config.floor_area:
-        lo, hi = float(math.floor(lo)), float(math.floor(hi))
-    out = np.zeros((place[0] + 1, place[1] + 1), dtype=bool)
-    if hi <= 0.0:
-        return out
-    if grid[0] == 1:  # 1-D: h = 1, w = round(area)
-        w = np.arange(max(1, math.ceil(lo - 0.5)), math.floor(hi + 0.5) + 1)
-        h = np.ones_like(w)
-    else:
-        hs = np.arange(1, math.ceil(math.sqrt(hi * aspect[1])) + 2)[:, None]
-        ws = np.arange(1, math.ceil(math.sqrt(hi / aspect[0])) + 2)[None, :]
-        x0, x1, y0, y1 = np.log(hs - 0.5), np.log(hs + 0.5), np.log(ws - 0.5), np.log(ws + 0.5)
-        p0, p1 = math.log(max(lo, 1e-300)), math.log(hi)
-        q0, q1 = math.log(aspect[0]), math.log(aspect[1])
-        # exists x in [x0,x1], y in [y0,y1] with x + y in [p0,p1], x - y in [q0,q1] (log h, log w)
-        x_lo = np.maximum(np.maximum(x0, y0 + q0), np.maximum(p0 - y1, (p0 + q0) / 2))
-        x_hi = np.minimum(np.minimum(x1, p1 - y0), np.minimum(y1 + q1, (p1 + q1) / 2))
-        hh, ww = np.nonzero(x_lo <= x_hi + 1e-9)
-        h, w = hh + 1, ww + 1
-    if config.exclusive_bound:
-        h, w = np.minimum(h, place[0]), np.minimum(w, place[1])
-    fits = (h <= place[0]) & (w <= place[1])
-    out[h[fits], w[fits]] = True
-    return out
-
-
-def _overlap_free(config: MaskConfig) -> bool:
-    """True when the context only needs its own block to be big enough."""
-    return config.allow_overlap or config.relax_overlap
-
-
-@functools.lru_cache(maxsize=512)
-def _plan(grid: Grid, config: MaskConfig) -> _Plan:
-    h_grid, w_grid = grid
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in grid):
-        raise ValueError(f"grid={grid!r}: must be (H, W) with positive integers")
-    one_d = h_grid == 1
-    place = (h_grid if one_d else h_grid - 1, w_grid - 1) if config.exclusive_bound else grid
-    if min(place) < 1:
-        raise ValueError(f"MaskConfig.exclusive_bound: grid {h_grid}x{w_grid} leaves no position "
-                         "below the exclusive bound; use a larger grid or exclusive_bound=False")
-    where = f"on the {h_grid}x{w_grid} grid"
-    r_t = _reachable(grid, place, config.target_scale, config.target_aspect, config)
-    if not r_t.any():
-        raise ValueError(f"MaskConfig.target_scale={config.target_scale}: no target block with aspect "
-                         f"{config.target_aspect} fits {where}; change target_scale or target_aspect")
-    r_c = _reachable(grid, place, config.context_scale, config.context_aspect, config)
-    if not r_c.any():
-        raise ValueError(f"MaskConfig.context_scale={config.context_scale}: no context block with aspect "
-                         f"{config.context_aspect} fits {where}; change context_scale or context_aspect")
-    ch, cw = np.nonzero(r_c)  # (Nc,)
-    if _overlap_free(config):
-        keep = ch * cw  # (Nc,)
-        th, tw = np.nonzero(r_t)
-        best, t_pick = int(np.argmax(keep)), 0
-    else:
-        # For each target height the narrowest target overlaps least; the least any
-        # placement can overlap is max(0, h + hc - H) * max(0, w + wc - W) (opposite corners).
-        th = np.nonzero(r_t.any(axis=1))[0]
-        tw = np.argmax(r_t[th], axis=1)
-        over = (np.maximum(0, th[None, :] + ch[:, None] - place[0])
-                * np.maximum(0, tw[None, :] + cw[:, None] - place[1]))  # (Nc, Nt)
-        keep_all = (ch * cw)[:, None] - over
-        b_idx, t_idx = np.unravel_index(int(np.argmax(keep_all)), keep_all.shape)
-        best, t_pick = int(b_idx), int(t_idx)
-        keep = keep_all[:, t_pick]
-    best_keep = int(keep[best])
-    if best_keep < config.min_keep:
-        raise ValueError(f"MaskConfig.min_keep={config.min_keep}: at most {best_keep} context patches can "
-                         f"remain after removing the targets {where}; lower min_keep to <= {best_keep}, "
-                         "or shrink target_scale / grow context_scale")
-    return _Plan(place, (int(th[t_pick]), int(tw[t_pick])), (int(ch[best]), int(cw[best])), best_keep)
-
-
-def validate(grid: Grid, config: MaskConfig) -> None:
-    """Reject a (grid, config) that cannot be satisfied, before any draw.
-
-    A config is impossible when no target (or no context) block in its ranges
-    fits the grid, or when no outcome it allows keeps ``min_keep`` context
-    patches. Every other config is accepted and samples in bounded work.
-
-    Raises:
-        ValueError: one line naming the field at fault and the fix.
-    """
-    _plan(tuple(grid), config)
-
-
-def max_context_keep(grid: Grid, config: MaskConfig) -> int:
-    """The most context patches any outcome of ``config`` can keep on ``grid``.
-
-    Raises:
-        ValueError: as :func:`validate`.
-    """
-    return _plan(tuple(grid), config).best_keep
-
-
 def _draw_sizes(rng: np.random.Generator, grid: Grid, place: Grid, scale: tuple[float, float],
                 aspect: tuple[float, float], config: MaskConfig, count: int) -> tuple[IntArray, IntArray]:
     """``count`` block sizes ``(h, w)`` drawn from the configured law (before conditioning)."""
@@ -324,7 +99,7 @@ def _stacked_keep(th: IntArray, tw: IntArray, ch: IntArray, cw: IntArray, place:
     return out
 
 
-def _choose_sizes(rng: np.random.Generator, grid: Grid, plan: _Plan,
+def _choose_sizes(rng: np.random.Generator, grid: Grid, plan: Plan,
                   config: MaskConfig) -> tuple[IntArray, IntArray, int, int]:
     """One satisfiable size set: target ``(M,)`` heights and widths, the context's height and width.
 
@@ -341,7 +116,7 @@ def _choose_sizes(rng: np.random.Generator, grid: Grid, plan: _Plan,
         ch, cw = _draw_sizes(rng, grid, place, config.context_scale, config.context_aspect, config, c)
         ok = ((th >= 1) & (tw >= 1) & (th <= place[0]) & (tw <= place[1])).all(axis=1)
         ok &= (ch >= 1) & (cw >= 1) & (ch <= place[0]) & (cw <= place[1])
-        keep = ch * cw if _overlap_free(config) else _stacked_keep(th, tw, ch, cw, place)
+        keep = ch * cw if overlap_free(config) else _stacked_keep(th, tw, ch, cw, place)
         ok &= keep >= config.min_keep
         if ok.any():
             i = int(np.argmax(ok))
@@ -497,7 +272,7 @@ def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> M
         ValueError: the config cannot be satisfied on ``grid`` (see :func:`validate`).
     """
     grid = (int(grid[0]), int(grid[1]))
-    plan = _plan(grid, config)
+    plan = analyse(grid, config)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
     gen = _as_rng(rng)

@@ -189,7 +189,8 @@ class JEPAConfig:
             raise ModelConfigError(f"img_size={size} is not a multiple of patch_size={patch}")
         grid = (size[0] // patch[0], size[1] // patch[1])
         encoder = _preset_encoder(preset, depth, in_chans, patch, grid)
-        return cls(encoder, _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads), init_std, depth_rescale)
+        predictor = _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads)
+        return cls(encoder, predictor, init_std, depth_rescale)
 
     @classmethod
     def sequence(
@@ -209,7 +210,8 @@ class JEPAConfig:
         if input_dim < 1 or seq_len < 1:
             raise ModelConfigError(f"input_dim={input_dim} and seq_len={seq_len} must be positive")
         encoder = _preset_encoder(preset, depth, input_dim, (), (seq_len,))
-        return cls(encoder, _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads), init_std, depth_rescale)
+        predictor = _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads)
+        return cls(encoder, predictor, init_std, depth_rescale)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for tuples), for a checkpoint's ``model`` entry."""
@@ -323,23 +325,24 @@ class JEPA(nn.Module):
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[list[Tensor]]) -> list[Tensor]:
+    def forward_target(self, x: Tensor, context_masks: list[Tensor],
+                       target_groups: list[list[Tensor]]) -> list[Tensor]:
         """Layer-normed target tokens, one ``(Mg * Mx * B, Kg, D)`` tensor per target group, no grad."""
         h: Tensor = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
         batch = h.size(0)
         return [
-            repeat_interleave_batch(apply_masks(h, group), batch, len(masks_enc))  # (Mg*Mx*B, Kg, D)
-            for group in masks_pred
+            repeat_interleave_batch(apply_masks(h, group), batch, len(context_masks))  # (Mg*Mx*B, Kg, D)
+            for group in target_groups
         ]
 
-    def forward_context(self, x: Tensor, masks_enc: list[Tensor],
-                        masks_pred: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
+    def forward_context(self, x: Tensor, context_masks: list[Tensor],
+                        target_groups: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
         """Context tokens ``(Mx * B, Kc, D)`` and one prediction tensor per target group."""
-        z = self.encoder(x, masks_enc)  # (Mx*B, Kc, D)
-        return z, [self.predictor(z, masks_enc, group) for group in masks_pred]
+        z = self.encoder(x, context_masks)  # (Mx*B, Kc, D)
+        return z, [self.predictor(z, context_masks, group) for group in target_groups]
 
-    def forward(self, x: Tensor, masks_enc: list[Tensor],
-                masks_pred: list[Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    def forward(self, x: Tensor, context_masks: list[Tensor],
+                target_masks: list[Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """``(predictions, targets, context tokens)`` for one batch.
 
         Target masks of equal length share one predictor call (the official case: all of
@@ -347,9 +350,9 @@ class JEPA(nn.Module):
         predictions and targets are lists with one aligned ``(Mg * Mx * B, Kg, D)`` tensor
         per group.
         """
-        groups = group_by_length(masks_pred)
-        targets = self.forward_target(x, masks_enc, groups)
-        context, predictions = self.forward_context(x, masks_enc, groups)
+        groups = group_by_length(target_masks)
+        targets = self.forward_target(x, context_masks, groups)
+        context, predictions = self.forward_context(x, context_masks, groups)
         return predictions, targets, context
 
 

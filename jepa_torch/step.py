@@ -142,8 +142,8 @@ def train_step(
     model: JEPA,
     optimizer: torch.optim.Optimizer,
     images: Tensor,
-    masks_enc: list[Tensor],
-    masks_pred: list[Tensor],
+    context_masks: list[Tensor],
+    target_masks: list[Tensor],
     momentum: float,
     config: StepConfig = StepConfig(),
     directions: Tensor | None = None,
@@ -159,8 +159,8 @@ def train_step(
         model: the three networks.
         optimizer: over the context encoder's and predictor's parameters.
         images: ``(B, C, H, W)`` (or ``(B, T, F)`` for sequences), on the model's device.
-        masks_enc: ``Mx`` context masks ``(B, Kc)``.
-        masks_pred: ``Mt`` target masks ``(B, Kt)``.
+        context_masks: ``Mx`` context masks ``(B, Kc)``.
+        target_masks: ``Mt`` target masks ``(B, Kt)``.
         momentum: EMA momentum of this step.
         config: loss, regulariser, clipping and precision.
         directions: ``(D, M)`` SIGReg directions of this step (needed when ``config.sigreg_weight > 0``).
@@ -170,7 +170,7 @@ def train_step(
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(images.device, config.precision):
-        predictions, targets, context = (model if forward is None else forward)(images, masks_enc, masks_pred)
+        predictions, targets, context = (model if forward is None else forward)(images, context_masks, target_masks)
         pred_loss = grouped_prediction_loss(predictions, targets, config.loss)
     reg = pred_loss.new_zeros(())
     if config.var_weight or config.cov_weight:

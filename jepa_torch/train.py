@@ -378,10 +378,10 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                                      rows=(env.rank * cfg.data.batch_size, plan.global_batch))
                     result = lejepa_step(forward, optimizer, views, cast(Tensor, directions), knots, lejepa_cfg)
                 else:
-                    menc, mpred = masks_for_step(cfg, mask_cfg, scale_at, grid, step, plan.global_batch, env.rank,
-                                                 env.device)
-                    result = train_step(model, optimizer, images, menc, mpred, momentum, step_cfg, directions, knots,
-                                        forward=forward)
+                    context_masks, target_masks = masks_for_step(cfg, mask_cfg, scale_at, grid, step,
+                                                                 plan.global_batch, env.rank, env.device)
+                    result = train_step(model, optimizer, images, context_masks, target_masks, momentum, step_cfg,
+                                        directions, knots, forward=forward)
                 loss = result.loss.detach()
                 if env.world_size > 1:
                     loss = loss.clone()

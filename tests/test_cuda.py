@@ -26,26 +26,26 @@ def _setup(batch: int = 8) -> tuple[JEPA, torch.Tensor, list[torch.Tensor], list
 
 
 def test_cuda_forward_matches_cpu_in_fp32() -> None:
-    model, x, menc, mpred = _setup()
-    cpu_pred, cpu_tgt, cpu_ctx = model(x, menc, mpred)
+    model, x, context_masks, target_masks = _setup()
+    cpu_pred, cpu_tgt, cpu_ctx = model(x, context_masks, target_masks)
     gpu_model = copy.deepcopy(model).cuda()
     torch.backends.cuda.matmul.allow_tf32 = False  # true fp32 on the GPU, for the comparison
     torch.backends.cudnn.allow_tf32 = False  # the patch-embedding convolution
-    gpu_pred, gpu_tgt, gpu_ctx = gpu_model(x.cuda(), [m.cuda() for m in menc], [m.cuda() for m in mpred])
+    gpu_pred, gpu_tgt, gpu_ctx = gpu_model(x.cuda(), [m.cuda() for m in context_masks], [m.cuda() for m in target_masks])
     for a, b in zip([*cpu_pred, *cpu_tgt, cpu_ctx], [*gpu_pred, *gpu_tgt, gpu_ctx], strict=True):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-4)
 
 
 def test_bf16_step_on_cuda_trains_and_keeps_fp32_weights() -> None:
-    model, x, menc, mpred = _setup()
+    model, x, context_masks, target_masks = _setup()
     model = model.cuda()
     opt = make_optimizer([model.encoder, model.predictor], lr=3e-4, weight_decay=0.0)
     assert opt.defaults.get("fused") is True
-    x, menc, mpred = x.cuda(), [m.cuda() for m in menc], [m.cuda() for m in mpred]
+    x, context_masks, target_masks = x.cuda(), [m.cuda() for m in context_masks], [m.cuda() for m in target_masks]
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        predictions, _, _ = model(x, menc, mpred)
+        predictions, _, _ = model(x, context_masks, target_masks)
     assert all(p.dtype == torch.bfloat16 for p in predictions)
-    losses = [float(train_step(model, opt, x, menc, mpred, momentum=0.996).loss) for _ in range(30)]
+    losses = [float(train_step(model, opt, x, context_masks, target_masks, momentum=0.996).loss) for _ in range(30)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -39,12 +39,12 @@ def test_targets_carry_no_gradient_and_target_encoder_moves_only_by_ema() -> Non
     model = _tiny_image_model()
     opt = make_optimizer([model.encoder, model.predictor], lr=1e-3)
     x = torch.randn(2, 3, 32, 32)
-    menc, mpred = _masks(2)
+    context_masks, target_masks = _masks(2)
     model.target_encoder.requires_grad_(True)
-    _, targets, _ = model(x, menc, mpred)
+    _, targets, _ = model(x, context_masks, target_masks)
     assert len(targets) == 2 and not any(t.requires_grad for t in targets)
     before_target = copy.deepcopy(model.target_encoder.state_dict())
-    train_step(model, opt, x, menc, mpred, momentum=0.9)
+    train_step(model, opt, x, context_masks, target_masks, momentum=0.9)
     assert all(p.grad is None for p in model.target_encoder.parameters()), "a gradient reached the target encoder"
     after_ctx = model.encoder.state_dict()
     assert not all(torch.equal(after_ctx[k], before_target[k]) for k in before_target), "the step moved nothing"
@@ -57,13 +57,13 @@ def test_step_loss_is_the_spec_objective_normalised() -> None:
     """The step's mean loss equals jepa_core.jepa_loss over target blocks, through the Protocol adapters."""
     model = _tiny_image_model().double()
     x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
-    menc, mpred = _masks(3)
-    predictions, targets, _ = model(x, menc, mpred)
+    context_masks, target_masks = _masks(3)
+    predictions, targets, _ = model(x, context_masks, target_masks)
     step_mean = float(grouped_prediction_loss(predictions, targets).detach())
-    context = MaskedContextEncoder(model.encoder)(ContextView(x, menc[0]))
+    context = MaskedContextEncoder(model.encoder)(ContextView(x, context_masks[0]))
     target = NormalisedTargetEncoder(model.target_encoder)(x)
-    total = jc.jepa_loss(mpred, context, target, BlockPredictor(model.predictor), smooth_l1_loss)
-    tokens = sum(int(b.numel()) for b in mpred)
+    total = jc.jepa_loss(target_masks, context, target, BlockPredictor(model.predictor), smooth_l1_loss)
+    tokens = sum(int(b.numel()) for b in target_masks)
     assert step_mean == pytest.approx(jc.mean_normalised(total, tokens, model.encoder.embed_dim), rel=1e-10)
 
 
@@ -71,11 +71,11 @@ def test_equal_size_targets_take_one_predictor_call_and_the_official_loss() -> N
     """With one target size (the official case) the loss is F.smooth_l1_loss over the stacked rows."""
     model = _tiny_image_model()
     x = torch.randn(2, 3, 32, 32)
-    menc, mpred = _masks(2)
-    same = [mpred[0], mpred[2]]
-    assert len(group_by_length(same)) == 1 and len(group_by_length(mpred)) == 2
+    context_masks, target_masks = _masks(2)
+    same = [target_masks[0], target_masks[2]]
+    assert len(group_by_length(same)) == 1 and len(group_by_length(target_masks)) == 2
     with torch.no_grad():
-        predictions, targets, _ = model(x, menc, same)
+        predictions, targets, _ = model(x, context_masks, same)
         assert len(predictions) == 1 and predictions[0].shape == (4, 3, 192)
         official = torch.nn.functional.smooth_l1_loss(predictions[0], targets[0])
         torch.testing.assert_close(grouped_prediction_loss(predictions, targets), official)
@@ -85,8 +85,8 @@ def test_steps_reduce_the_loss_on_a_fixed_batch() -> None:
     model = _tiny_image_model(1)
     opt = make_optimizer([model.encoder, model.predictor], lr=3e-4, weight_decay=0.0)
     x = torch.randn(4, 3, 32, 32)
-    menc, mpred = _masks(4, seed=1)
-    losses = [float(train_step(model, opt, x, menc, mpred, momentum=1.0).loss) for _ in range(25)]
+    context_masks, target_masks = _masks(4, seed=1)
+    losses = [float(train_step(model, opt, x, context_masks, target_masks, momentum=1.0).loss) for _ in range(25)]
     assert losses[-1] < 0.75 * losses[0], losses
 
 
@@ -94,8 +94,8 @@ def test_variance_covariance_term_is_added_and_trained() -> None:
     model = _tiny_image_model(2)
     opt = make_optimizer([model.encoder, model.predictor])
     x = torch.randn(4, 3, 32, 32)
-    menc, mpred = _masks(4)
-    out = train_step(model, opt, x, menc, mpred, momentum=0.996,
+    context_masks, target_masks = _masks(4)
+    out = train_step(model, opt, x, context_masks, target_masks, momentum=0.996,
                      config=StepConfig(var_weight=1.0, cov_weight=0.04, grad_clip=1.0))
     assert float(out.regulariser) > 0.0
     assert float(out.loss) == pytest.approx(float(out.prediction_loss) + float(out.regulariser), rel=1e-6)
@@ -106,8 +106,8 @@ def test_bf16_autocast_runs_on_cpu_when_asked() -> None:
     model = _tiny_image_model(3)
     opt = make_optimizer([model.encoder, model.predictor])
     x = torch.randn(2, 3, 32, 32)
-    menc, mpred = _masks(2)
-    out = train_step(model, opt, x, menc, mpred, momentum=0.996, config=StepConfig(precision="bf16"))
+    context_masks, target_masks = _masks(2)
+    out = train_step(model, opt, x, context_masks, target_masks, momentum=0.996, config=StepConfig(precision="bf16"))
     assert torch.isfinite(out.loss)
     assert all(p.dtype == torch.float32 for p in model.parameters()), "autocast must not change parameter dtypes"
 
@@ -118,8 +118,8 @@ def test_sequence_model_trains_with_the_same_step() -> None:
     model = JEPA(encoder, predictor)
     opt = make_optimizer([model.encoder, model.predictor])
     x = torch.randn(2, 16, 3)
-    menc, mpred = _masks(2)
-    out = train_step(model, opt, x, menc, mpred, momentum=0.996)
+    context_masks, target_masks = _masks(2)
+    out = train_step(model, opt, x, context_masks, target_masks, momentum=0.996)
     assert torch.isfinite(out.loss)
 
 

@@ -93,10 +93,10 @@ class MeanWithoutTheFeatures(ReferenceBackend):
 
 
 class _ContextSeesAllTokens(JEPA):
-    def forward_context(self, x: Tensor, masks_enc: list[Tensor],
-                        masks_pred: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
-        z = apply_masks(self.encoder(x), masks_enc)  # encode every token, then keep the context ones
-        return z, [self.predictor(z, masks_enc, group) for group in masks_pred]
+    def forward_context(self, x: Tensor, context_masks: list[Tensor],
+                        target_groups: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
+        z = apply_masks(self.encoder(x), context_masks)  # encode every token, then keep the context ones
+        return z, [self.predictor(z, context_masks, group) for group in target_groups]
 
 
 @mutant("objective", "test_context_encoder_sees_the_context_alone")
@@ -170,11 +170,12 @@ class PartsInGroupOrder(TorchBackend):
 
 
 class _TargetsBatchMajor(JEPA):
-    def forward_target(self, x: Tensor, masks_enc: list[Tensor], masks_pred: list[list[Tensor]]) -> list[Tensor]:
+    def forward_target(self, x: Tensor, context_masks: list[Tensor],
+                       target_groups: list[list[Tensor]]) -> list[Tensor]:
         with torch.no_grad():
             h = layer_norm_targets(self.target_encoder(x))  # (B, N, D)
             return [torch.cat([apply_masks(h[b:b + 1], [m[b:b + 1] for m in group]) for b in range(h.size(0))])
-                    for group in masks_pred]  # rows (sample, mask): the predictions' are (mask, sample)
+                    for group in target_groups]  # rows (sample, mask): the predictions' are (mask, sample)
 
 
 @mutant("objective", "test_objective_is_the_spec_loss_of_its_parts", "test_batch_is_a_sum_over_its_samples")
