@@ -16,6 +16,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .evaluation.protocol import PROBES
+
 __all__ = ["main"]
 
 EXIT_USAGE = 2
@@ -42,12 +44,33 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["safetensors", "official"], default="safetensors")
     export.add_argument("--encoder", choices=["target", "context"], default="target",
                         help="target: the EMA encoder I-JEPA evaluates (default)")
-    ev = sub.add_parser("eval", help="linear probe and kNN of a checkpoint's frozen features on held-out data")
-    ev.add_argument("--checkpoint", required=True, help="a training checkpoint of this project")
+    ev = sub.add_parser("eval", help="probe a checkpoint's frozen encoder: linear, last-k, attentive, kNN, low-shot")
+    ev.add_argument("--checkpoint", required=True, help="ours, an official I-JEPA .pth.tar, or a .safetensors export")
+    ev.add_argument("--train", help="ImageFolder root of the labelled training split (with --val)")
+    ev.add_argument("--val", help="ImageFolder root of the val split; default: the run's own held-out split")
+    ev.add_argument("--encoder", nargs="+", choices=["target", "context"], default=["target"],
+                    help="target: the EMA encoder I-JEPA evaluates (default); several: one row each")
+    ev.add_argument("--probes", nargs="+", default=list(PROBES), metavar="PROBE",
+                    help=f"any of {' '.join(PROBES)} (default: all)")
+    ev.add_argument("--last-k", type=int, default=4, help="layers the last-k probe concatenates (default 4)")
+    ev.add_argument("--epochs", type=int, help="exactly this many epochs of the linear heads (default: 100, and at "
+                    "least 2000 steps)")
+    ev.add_argument("--attentive-epochs", type=int, help="exactly this many epochs of the attentive probes (default: "
+                    "20, and at least 500 steps)")
+    ev.add_argument("--low-shot", nargs="+", default=[], metavar="N|P%",
+                    help="labelled images per class (1 10) or a percentage (1%%) of the training split")
+    ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")
+    ev.add_argument("--cache", help="keep the features in this folder and reuse them (default: a temporary one)")
+    ev.add_argument("--img-size", type=int, help="image side for --train/--val (default: the encoder's)")
+    ev.add_argument("--batch-size", type=int, default=128, help="feature extraction batch (default 128)")
+    ev.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for images (default 0)")
     ev.add_argument("--device", default="cpu")
-    ev.add_argument("--seed", type=int, default=0, help="seeds the probe's cross-validation folds")
+    ev.add_argument("--seed", type=int, default=0, help="probes' initialisation, batch order, selection, draws")
     ev.add_argument("--no-baselines", action="store_true", help="skip random-init and raw-pixel baselines")
-    ev.add_argument("--pca", help="also write a PNG of the held-out target features' 2-D PCA, coloured by label")
+    ev.add_argument("--json", help="also write the report as JSON")
+    ev.add_argument("--confusion", help="also write a PNG of the best probe's confusion matrix")
+    ev.add_argument("--pca", help="also write a PNG of the val features' 2-D PCA, coloured by label")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo = sub.add_parser("demo", help="pretrain on the bundled digits, evaluate, write pictures (CPU minutes)")
     demo.add_argument("--config", default=None, help="default: the best digits recipe, configs/digits_lejepa.yaml")
     demo.add_argument("--out", default="runs/demo")
@@ -68,15 +91,36 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_checkpoint, format_table
+    from dataclasses import replace
 
-    report = evaluate_checkpoint(args.checkpoint, seed=args.seed, device=args.device, baselines=not args.no_baselines)
-    print(f"held-out evaluation of {args.checkpoint} (step {report.step})")
-    print(format_table(report.rows))
-    if args.pca:
-        from .plots import plot_feature_pca
+    from .evaluation import EvalConfig, EvaluationError, evaluate, write_json
+    from .plots import plot_confusion, plot_projection
 
-        plot_feature_pca(report.test_features, report.test_labels, args.pca)
+    if min(args.epochs or 1, args.attentive_epochs or 1) < 1:
+        raise EvaluationError("--epochs and --attentive-epochs must be >= 1")
+    defaults = EvalConfig()
+    config = EvalConfig(
+        probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
+        batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
+        progress=not args.no_progress, cache=args.cache, img_size=args.img_size,
+        linear=defaults.linear if args.epochs is None else replace(defaults.linear, epochs=args.epochs, min_steps=0),
+        attentive=(defaults.attentive if args.attentive_epochs is None
+                   else replace(defaults.attentive, epochs=args.attentive_epochs, min_steps=0)))
+    report = evaluate(args.checkpoint, train=args.train, val=args.val, encoders=args.encoder,
+                      baselines=not args.no_baselines, config=config)
+    print(f"evaluation of {args.checkpoint} (step {report.step}): {report.train_size} training and "
+          f"{report.val_size} val images, {len(report.classes)} classes")
+    print(report.table())
+    print(f"{report.seconds:.0f} s, peak memory {report.peak_rss_mib:.0f} MiB (resident)")
+    first = next(iter(report.rows))
+    if args.json:
+        print(f"wrote {write_json(report, args.json)}")
+    if args.confusion and report.confusion is not None:
+        probe, counts = report.confusion
+        print(f"wrote {plot_confusion(counts, report.classes, args.confusion, f'{first}, {probe} probe, val split')}")
+    if args.pca and report.projection is not None:
+        xy, labels, explained = report.projection
+        plot_projection(xy, labels, explained, args.pca, title=f"val split, {first} features, PCA")
         print(f"wrote {args.pca}")
     return 0
 
@@ -118,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
-    from .evaluate import EvaluationError
+    from .evaluation import EvaluationError
     from .train import TrainingDiverged
 
     try:

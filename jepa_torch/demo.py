@@ -28,8 +28,8 @@ from jepa_core.masks import sample_masks
 from .config import TrainConfig
 from .config_io import load_config
 from .data import build_dataset
-from .evaluate import EvalReport, evaluate_checkpoint, format_table
-from .plots import plot_feature_pca, render_masks, render_views
+from .evaluation import EvalConfig, EvalReport, evaluate
+from .plots import plot_confusion, plot_projection, render_masks, render_views
 from .train import multicrop, train
 from .views import view_generator
 
@@ -67,6 +67,12 @@ def _draw_inputs(cfg: TrainConfig, out: Path) -> Path:
                         title="context (blue) and target blocks of one batch, over a held-out digit")
 
 
+def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: bool = False) -> EvalReport:
+    """The demo's evaluation of a run: every probe on its held-out split, I-JEPA's two encoders, baselines."""
+    encoders = ("target",) if cfg.method.name == "lejepa" else ("target", "context")
+    return evaluate(checkpoint, encoders=encoders, config=EvalConfig(seed=seed, progress=progress))
+
+
 def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo", seed: int = 0,
              overrides: tuple[str, ...] = (), progress: bool = True) -> EvalReport:
     """Train, evaluate and draw one seed; returns the evaluation."""
@@ -77,13 +83,21 @@ def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo",
     seconds = time.perf_counter() - start
     if summary.last_checkpoint is None:
         raise RuntimeError("the run wrote no checkpoint")
-    report = evaluate_checkpoint(summary.last_checkpoint, seed=seed)
+    report = evaluate_run(summary.last_checkpoint, cfg, seed, progress)
     inputs = _draw_inputs(cfg, out)
-    plot_feature_pca(report.test_features, report.test_labels, out / "pca.png",
-                     title=f"held-out digits, {report.rows[0].name} features (step {report.step}), PCA")
+    first = next(iter(report.rows))
+    if report.projection is not None:
+        xy, labels, explained = report.projection
+        plot_projection(xy, labels, explained, out / "pca.png",
+                        title=f"held-out digits, {first} features (step {report.step}), PCA")
+    if report.confusion is not None:
+        plot_confusion(report.confusion[1], report.classes, out / "confusion.png",
+                       f"held-out digits, {first}, {report.confusion[0]} probe")
+    (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=1))
     print(f"\n{out}: {summary.steps} steps in {seconds:.0f} s of training, {summary.images_per_s:.1f} images/s at the end")
-    print(format_table(report.rows))
-    print(f"pictures: {out / 'curves.png'}, {inputs}, {out / 'pca.png'}")
+    print(report.table())
+    print(f"evaluation: {report.seconds:.0f} s; pictures: {out / 'curves.png'}, {inputs}, {out / 'pca.png'}, "
+          f"{out / 'confusion.png'}")
     return report
 
 
@@ -94,20 +108,21 @@ def run_seeds(seeds: list[int], config: str | Path = DEFAULT_CONFIG, out: str | 
     per_seed: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         report = run_demo(config, out / f"seed{seed}", seed, overrides, progress=False)
-        for row in report.rows:
-            entry = per_seed.setdefault(row.name, {"linear": [], "knn": []})
-            entry["linear"].append(row.linear)
-            entry["knn"].append(row.knn)
+        for name, scores in report.rows.items():
+            for probe, score in scores.items():
+                per_seed.setdefault(name, {}).setdefault(probe, []).append(score.accuracy)
     summary = {
-        name: {f"{k}_{stat}": (statistics.fmean(v) if stat == "mean" else statistics.pstdev(v))
-               for k, v in accs.items() for stat in ("mean", "std")}
+        name: {f"{probe}_{stat}": (statistics.fmean(v) if stat == "mean" else statistics.pstdev(v))
+               for probe, v in accs.items() for stat in ("mean", "std")}
         for name, accs in per_seed.items()
     }
+    probes = list(dict.fromkeys(p for accs in per_seed.values() for p in accs))
     print(f"\nover seeds {seeds} (mean ± std, held-out digits):")
-    print(f"{'features':34s} {'linear probe':>16s} {'kNN (k=20)':>16s}")
+    print(f"{'features':30s} " + " ".join(f"{p:>16s}" for p in probes))
     for name, s in summary.items():
-        print(f"{name:34s} {100 * s['linear_mean']:7.2f} ± {100 * s['linear_std']:4.2f}% "
-              f"{100 * s['knn_mean']:7.2f} ± {100 * s['knn_std']:4.2f}%")
+        cells = [f"{100 * s[f'{p}_mean']:8.2f} ± {100 * s[f'{p}_std']:4.2f}%" if f"{p}_mean" in s else f"{'-':>16s}"
+                 for p in probes]
+        print(f"{name:30s} " + " ".join(cells))
     (out / "seeds.json").write_text(json.dumps({"seeds": seeds, "summary": summary,
                                                 "torch": torch.__version__}, indent=2))
     return summary

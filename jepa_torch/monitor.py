@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .evaluate import knn_accuracy, linear_probe_accuracy
+from .evaluation.online import linear_probe_accuracy
+from .evaluation.probes import knn_predict
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ class FixedBatchMonitor:
             train_x, test_x = features.double().cpu().numpy(), self._pooled(encoder, held).double().cpu().numpy()
             train_y, test_y = labels.numpy(), held_labels.numpy()
             out["probe_linear"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, c_grid=(ONLINE_PROBE_C,))[0]
-            out["probe_knn"] = knn_accuracy(train_x, train_y, test_x, test_y)
+            classes = int(max(train_y.max(), test_y.max())) + 1
+            out["probe_knn"] = float((knn_predict(train_x, train_y, test_x, classes) == test_y).mean())
         encoder.train(was_training)
         stats = collapse_stats(features)
         if stats.collapsing and not self.warned and step > self.warn_after:

@@ -16,7 +16,8 @@ from numpy.typing import NDArray
 
 from jepa_core.masks import Grid, MaskBatch
 
-__all__ = ["plot_feature_pca", "plot_training_curves", "render_masks", "render_views"]
+__all__ = ["plot_confusion", "plot_feature_pca", "plot_projection", "plot_training_curves", "render_masks",
+           "render_views"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -39,8 +40,9 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     """Draw the context and target blocks of the first ``samples`` samples to a PNG.
 
     Context patches are dark blue, each target block has its own colour (a patch
-    in a target and the context is hatched), unmasked patches are left blank (or
-    show the image). One panel per sample, in a row.
+    in a target and the context is hatched), unmasked patches are left blank. Over an
+    image the fills are translucent and each target patch is outlined in its block's
+    colour, so the input stays visible under the masks. One panel per sample, in a row.
 
     Args:
         masks: a :class:`MaskBatch`, or ``(contexts, targets)``: sequences of
@@ -68,20 +70,25 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.4), squeeze=False)
     for k, ax in enumerate(axes[0]):
         contexts, targets = _sample_masks(masks, k)
-        if image is not None:
-            ax.imshow(image, extent=(0, w, h, 0), cmap="gray", alpha=0.9)
+        over = image is not None
+        if over:
+            ax.imshow(image, extent=(0, w, h, 0), cmap="gray", interpolation="nearest")
         in_context = np.zeros(h * w, dtype=bool)
         for c in contexts:
             in_context[c] = True
         for cell in np.nonzero(in_context)[0]:
-            ax.add_patch(Rectangle((float(cell % w), float(cell // w)), 1, 1, color=_CONTEXT_COLOUR, alpha=0.75, lw=0))
+            ax.add_patch(Rectangle((float(cell % w), float(cell // w)), 1, 1, color=_CONTEXT_COLOUR,
+                                   alpha=0.35 if over else 0.75, lw=0))
         for j, t in enumerate(targets):
             colour = _TARGET_COLOURS[j % len(_TARGET_COLOURS)]
             for cell in t:
                 both = bool(in_context[cell])  # context overlapping a target: hatched in black
-                ax.add_patch(Rectangle((float(cell % w), float(cell // w)), 1, 1, facecolor=colour, alpha=0.8,
-                                       hatch="xxx" if both else None, edgecolor="black" if both else "white",
-                                       lw=0.3))
+                xy = (float(cell % w), float(cell // w))
+                ax.add_patch(Rectangle(xy, 1, 1, facecolor=colour, alpha=0.3 if over else 0.8, lw=0,
+                                       hatch="xxx" if both else None, edgecolor="black" if both else "white"))
+                if over:  # the block's colour as an opaque outline: the image shows through the fill
+                    ax.add_patch(Rectangle((xy[0] + 0.06, xy[1] + 0.06), 0.88, 0.88, fill=False, edgecolor=colour,
+                                           lw=1.2))
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
         ax.set_aspect("equal")
@@ -187,12 +194,25 @@ def plot_training_curves(rows: Sequence[dict[str, float]], path: str | Path) -> 
 def plot_feature_pca(features: NDArray[np.floating], labels: NDArray[np.integer], path: str | Path,
                      title: str = "held-out target-encoder features, PCA") -> None:
     """Write a PNG of the first two principal components of ``(N, D)`` features, coloured by label."""
-    plt = _pyplot()
     x = np.asarray(features, dtype=np.float64)
     x = x - x.mean(axis=0)
     _, s, vt = np.linalg.svd(x, full_matrices=False)
-    xy = x @ vt[:2].T  # (N, 2)
     explained = (s[:2] ** 2) / max(float((s**2).sum()), 1e-12)
+    plot_projection(x @ vt[:2].T, labels, (float(explained[0]), float(explained[1])), path, title)
+
+
+def plot_projection(xy: NDArray[np.floating], labels: NDArray[np.integer], explained: tuple[float, float],
+                    path: str | Path, title: str = "held-out target-encoder features, PCA") -> None:
+    """Write a PNG of features already projected on two principal components ``(N, 2)``, coloured by label.
+
+    Args:
+        xy: the projected features.
+        labels: ``(N,)`` classes.
+        explained: the fraction of the variance each component explains.
+        path: the PNG.
+        title: its title.
+    """
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=9, alpha=0.85)
     ax.legend(*points.legend_elements(), title="label", fontsize=7, loc="best", markerscale=0.8)
@@ -202,3 +222,28 @@ def plot_feature_pca(features: NDArray[np.floating], labels: NDArray[np.integer]
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_confusion(counts: NDArray[np.integer], classes: Sequence[str], path: str | Path, title: str) -> Path:
+    """Write a PNG of a confusion matrix ``(classes, classes)`` (true rows, predicted columns), rows normalised.
+
+    Counts are written in the cells when there are at most 20 classes.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    counts = np.asarray(counts)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(12.0, 3.0 + 0.35 * len(classes))
+    fig, ax = plt.subplots(figsize=(side, side))
+    labels = list(classes) if len(classes) <= 50 else None
+    ConfusionMatrixDisplay(rates, display_labels=labels).plot(
+        ax=ax, cmap="Blues", colorbar=False, include_values=len(classes) <= 20, values_format=".2f",
+        xticks_rotation="vertical")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

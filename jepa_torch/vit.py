@@ -406,6 +406,28 @@ class TransformerEncoder(nn.Module):
         out: torch.Tensor = self.norm(x)
         return out
 
+    def layer_outputs(self, x: torch.Tensor, last: int = 1) -> list[torch.Tensor]:
+        """The tokens after each of the last ``last`` blocks, each through the final ``norm``.
+
+        The evaluation's multi-layer probes read these; the last entry equals ``forward(x)``.
+
+        Args:
+            x: raw inputs for the front end, as in ``forward``.
+            last: how many blocks, counted from the end (1 .. depth).
+
+        Returns:
+            ``last`` tensors ``(B, N, D)``, the deepest last.
+        """
+        if not 1 <= last <= len(self.blocks):
+            raise ValueError(f"layer_outputs: last={last}; this encoder has {len(self.blocks)} blocks")
+        x = self.patch_embed(x) + self.positions(self.patch_embed.grid_of(x))  # (B, N, D)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i >= len(self.blocks) - last:
+                outs.append(self.norm(x))
+        return outs
+
 
 class VisionTransformer(TransformerEncoder):
     """The I-JEPA image encoder (official ``VisionTransformer``), no class token.

@@ -21,7 +21,7 @@ PACKAGES = ("jepa_core", "jepa_torch", "properties")
 NETWORKS = {"vit", "predictor", "tokens", "pos_embed", "models", "presets", "representation", "loss", "ema",
             "regularisers", "files"}
 TRAINING = {"train", "step", "optim", "resume", "runlog", "lejepa", "views", "demo"}
-EVALUATION = {"evaluate", "monitor", "plots"}
+EVALUATION = {"evaluation", "features", "online", "probes", "protocol", "store", "monitor", "plots"}
 INTEROP = {"checkpoint", "export", "backend", "cli", "protocol_adapters"}
 CONFIG = {"config", "config_io", "presets"}
 MODEL_CODE = {"vit", "predictor", "tokens", "pos_embed", "models"}

@@ -117,7 +117,7 @@ def test_any_argv_exits_cleanly(command: str, rest: list[str]) -> None:
         mp.chdir(folder)  # relative paths in argv land in an empty folder
         mp.setattr(train_module, "train", train_stub)
         mp.setattr("jepa_torch.export.export_encoder", stub)
-        mp.setattr("jepa_torch.evaluate.evaluate_checkpoint", stub)
+        mp.setattr("jepa_torch.evaluation.evaluate", stub)
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 code = main([command, *rest])

@@ -15,7 +15,7 @@ from torch import nn
 
 from jepa_core import regularisers as spec
 from jepa_torch.config import DataConfig, MethodConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
-from jepa_torch.evaluate import evaluate_checkpoint
+from jepa_torch.evaluation import EvalConfig, evaluate
 from jepa_torch.lejepa import LeJEPA, LeJEPAStepConfig, lejepa_loss, lejepa_step, prediction_term_as_spec
 from jepa_torch.models import build_vit
 from jepa_torch.monitor import FixedBatchMonitor
@@ -151,8 +151,8 @@ def test_lejepa_run_resumes_bit_for_bit_and_evaluates_its_one_encoder(tmp_path: 
         rows = list(csv.DictReader(f))
     assert rows[0]["momentum"] == ""  # no EMA to log
     assert whole.last_checkpoint is not None
-    report = evaluate_checkpoint(whole.last_checkpoint, baselines=False)
-    assert [r.name for r in report.rows] == ["LeJEPA encoder"]
+    report = evaluate(whole.last_checkpoint, baselines=False, config=EvalConfig(probes=("knn",), progress=False))
+    assert list(report.rows) == ["LeJEPA encoder"]
 
 
 def test_an_ijepa_run_with_sigreg_logs_the_term(tmp_path: Path) -> None:

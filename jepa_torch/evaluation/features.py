@@ -1,0 +1,232 @@
+"""What the probes read: labelled splits, and the frozen features of each split streamed to disk.
+
+Two kinds of data:
+
+- **a run's own split** (a training checkpoint of this project): the training split and the held-out
+  split that training never saw (``data.holdout_fraction``), un-augmented, as training built them;
+- **ImageFolder splits** (``--train PATH --val PATH``): ``<root>/<class>/<image>``, resized to
+  ``img_size * 256 / 224``, centre-cropped to ``img_size`` and ImageNet-normalised (the official
+  evaluation transform). The val folder's classes must be among the train folder's; its labels are the
+  train folder's class numbers.
+
+Extraction runs the encoder under ``torch.no_grad`` over a ``DataLoader`` and appends each batch's
+features to a :class:`~jepa_torch.evaluation.store.FeatureStore`: ``pooled`` (the last layer's tokens
+averaged, ``(D,)``), ``lastk`` (the average-pooled tokens of each of the last ``k`` blocks, each
+through the final norm, concatenated: ``(k * D,)``), and for the attentive probe ``tokens`` (the last
+layer's tokens, float16, ``(N, D)``). The training split is written in a fixed shuffled order, so a
+contiguous chunk of it is a random sample, which is what lets the probes train from chunked reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import DataError, ImageFolderDataset, JepaDataset, _one_line
+from ..transforms import official_transforms
+from .store import FeatureStore, StoreWriter
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EncoderFeatures", "EvaluationError", "FeatureSource", "LabelledSplit", "PixelFeatures", "extract",
+           "folder_splits", "run_splits"]
+
+ORDER_SEED = 0x65766F72
+"""Seeds the fixed order in which a training split's features are stored."""
+
+
+class EvaluationError(ValueError):
+    """A checkpoint, folder or option that cannot be evaluated; the message names it and the fix."""
+
+
+class _Labelled(Dataset[tuple[Tensor, int]]):
+    def __init__(self, split: JepaDataset, labels: NDArray[np.int64]) -> None:
+        self.split, self.labels = split, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.split[(0, 0, index)], int(self.labels[index])
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    """One split: a dataset of ``(input, label)`` and what it is (for tables and cache keys)."""
+
+    dataset: Dataset[tuple[Tensor, int]]
+    labels: NDArray[np.int64]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def run_splits(cfg: Any) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
+    """A run's training split and held-out split, un-augmented, with its class names."""
+    from ..data import build_dataset
+
+    out = []
+    for split in ("train", "holdout"):
+        ds = build_dataset(cfg, split, augment=False)
+        if ds.labels is None:
+            raise EvaluationError(f"data.dataset={cfg.data.dataset}: has no labels to probe; give --train PATH "
+                                  "--val PATH labelled image folders")
+        labels = ds.labels.numpy().astype(np.int64)
+        out.append(LabelledSplit(_Labelled(ds, labels), labels, f"{cfg.data.dataset} {split} split"))
+    classes = [str(c) for c in range(int(max(out[0].labels.max(), out[1].labels.max())) + 1)]
+    return out[0], out[1], classes
+
+
+def _classes(root: str, flag: str) -> list[str]:
+    path = Path(root)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise EvaluationError(f"{flag} {root}: {what}; give an ImageFolder root <path>/<class>/<image>")
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise EvaluationError(f"{flag} {root}: has no class subfolders; put images in <path>/<class>/<image>")
+    return classes
+
+
+def folder_splits(train: str, val: str, img_size: int) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
+    """ImageFolder splits with the evaluation transform at ``img_size``; val labels use train's numbering."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    classes = _classes(train, "--train")
+    val_classes = _classes(val, "--val")
+    unknown = [c for c in val_classes if c not in classes]
+    if unknown:
+        raise EvaluationError(f"--val {val}: classes {unknown[:3]}{' ...' if len(unknown) > 3 else ''} are not "
+                              f"classes of --train {train}; give the val split of the same dataset")
+    index = {c: i for i, c in enumerate(classes)}
+    transform = official_transforms(img_size, from_pil=True, augment=False)
+    out = []
+    for root, flag, names in ((train, "--train", classes), (val, "--val", val_classes)):
+        samples = make_dataset(root, {c: index[c] for c in names}, extensions=IMG_EXTENSIONS, allow_empty=True)
+        if not samples:
+            raise EvaluationError(f"{flag} {root}: has no image files (.jpg, .png, ...) in its class subfolders")
+        labels = np.asarray([s[1] for s in samples], dtype=np.int64)
+        ds = ImageFolderDataset(np.arange(len(samples)), samples, img_size, transform)
+        out.append(LabelledSplit(_Labelled(ds, labels), labels, f"{root} ({len(samples)} images)"))
+    missing = sorted(set(classes) - set(val_classes))
+    if missing:
+        log.warning("--val %s has no folder for %d of the %d train classes (first: %s)", val, len(missing),
+                    len(classes), missing[0])
+    return out[0], out[1], classes
+
+
+class FeatureSource:
+    """Maps a batch of inputs to named feature arrays (see the module docstring)."""
+
+    name: str
+    arrays: tuple[str, ...]
+
+    def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+
+class EncoderFeatures(FeatureSource):
+    """A frozen encoder's ``pooled``, ``lastk`` and (``tokens=True``) ``tokens`` features.
+
+    ``lastk`` concatenates ``min(last_k, depth)`` layers.
+    """
+
+    def __init__(self, name: str, encoder: nn.Module, last_k: int, tokens: bool, device: torch.device) -> None:
+        depth = len(getattr(encoder, "blocks", ()))
+        if depth < 1 or last_k < 1:
+            raise EvaluationError(f"--last-k {last_k}: give 1 .. {depth} (the encoder's blocks)")
+        self.last_k = min(last_k, depth)  # a shallower encoder than k: all its blocks
+        self.name, self.encoder, self.device = name, encoder.eval().to(device), device
+        self.arrays = ("pooled", "lastk", "tokens") if tokens else ("pooled", "lastk")
+
+    @torch.no_grad()
+    def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
+        layers = self.encoder.layer_outputs(inputs.to(self.device), self.last_k)  # type: ignore[operator]
+        pooled = [x.float().mean(dim=1) for x in layers]  # each (B, D)
+        out = {"pooled": pooled[-1], "lastk": torch.cat(pooled, dim=1)}  # (B, D), (B, k * D)
+        if "tokens" in self.arrays:
+            out["tokens"] = layers[-1].half()  # (B, N, D)
+        return out
+
+
+class PixelFeatures(FeatureSource):
+    """The raw-pixel baseline: inputs area-resized to at most ``max_side`` per side, flattened (``pooled`` only).
+
+    For the 8 x 8 digits upsampled to 32 px this keeps every original pixel (16 x 16 per channel).
+    """
+
+    def __init__(self, max_side: int = 16) -> None:
+        self.name, self.arrays, self.max_side = "raw pixels", ("pooled",), max_side
+
+    def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
+        x = inputs.float()
+        if x.dim() == 4 and max(x.shape[-2:]) > self.max_side:
+            x = F.adaptive_avg_pool2d(x, (min(x.shape[-2], self.max_side), min(x.shape[-1], self.max_side)))
+        return {"pooled": x.flatten(1)}
+
+
+def _collate(batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.int64)
+
+
+def stored_order(n: int, shuffled: bool) -> NDArray[np.int64]:
+    """The order in which a split's samples are stored: a fixed permutation for training splits."""
+    if not shuffled:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng(ORDER_SEED).permutation(n).astype(np.int64)
+
+
+def extract(source: FeatureSource, split: LabelledSplit, folder: Path, key: dict[str, Any], *, shuffled: bool,
+            batch_size: int = 128, num_workers: int = 0, progress: bool = True,
+            label: str | None = None) -> FeatureStore:
+    """Stream ``split`` through ``source`` into a store in ``folder`` (reused when complete with ``key``).
+
+    Args:
+        source: what to compute per batch.
+        split: the labelled inputs.
+        folder: the store's folder.
+        key: identifies the features; a complete store in ``folder`` with another key is an error
+            (a cache is never overwritten silently).
+        shuffled: store the samples in :func:`stored_order` (training splits).
+        batch_size, num_workers: the ``DataLoader``'s.
+        progress: a progress bar on stderr.
+        label: the bar's label (default: the source's name).
+
+    Raises:
+        EvaluationError: ``folder`` holds features of something else.
+        DataError: an unreadable image, one line.
+    """
+    key = json.loads(json.dumps({**key, "arrays": list(source.arrays), "rows": len(split), "shuffled": shuffled}))
+    if FeatureStore.complete(folder):
+        store = FeatureStore(folder)
+        if store.key == key:
+            return store
+        raise EvaluationError(f"--cache {folder.parent.parent}: {folder} holds features of another checkpoint, "
+                              "encoder or data; give an empty --cache folder or delete this one")
+    from tqdm import tqdm
+
+    order = stored_order(len(split), shuffled)
+    loader = DataLoader(split.dataset, batch_size=batch_size, sampler=order.tolist(), num_workers=num_workers,
+                        collate_fn=_collate)
+    writer = StoreWriter(folder, key)
+    label = label or source.name
+    try:
+        for inputs, labels in tqdm(loader, desc=label, unit="batch", disable=not progress, leave=False):
+            for name, value in source(inputs).items():
+                writer.append(name, value.cpu().numpy())
+            writer.append("labels", labels.numpy())
+    except DataError as exc:  # raised again by a worker, with its traceback: back to one line
+        raise DataError(_one_line(exc)) from None
+    return writer.close()
