@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jepa_torch.config_io import load_config
 from jepa_torch.demo import CONFIGS
-from jepa_torch.evaluate import evaluate_checkpoint
+from jepa_torch.evaluation import EvalConfig, evaluate
 from jepa_torch.runlog import read_log
 from jepa_torch.train import train
 
@@ -63,18 +63,21 @@ def main() -> int:
             summary = train(cfg, progress=False)
             seconds = time.perf_counter() - t0
             assert summary.last_checkpoint is not None
-            report = evaluate_checkpoint(summary.last_checkpoint, seed=seed)
+            report = evaluate(summary.last_checkpoint, config=EvalConfig(seed=seed, probes=("linear", "knn"),
+                                                                         progress=False))
+            first = next(iter(report.rows.values()))
             log = read_log(out / "log.csv")
             ranks = [r["rankme"] for r in log if "rankme" in r]
             row = {"seed": seed, "seconds": seconds, "final_loss": summary.losses[-1][1],
                    "rankme": ranks[-1] if ranks else float("nan"),
-                   "linear": report.rows[0].linear, "knn": report.rows[0].knn}
+                   "linear": first["linear"].accuracy, "knn": first["knn"].accuracy}
             results.setdefault(name, []).append(row)
-            for r in report.rows:
-                if r.name == "same ViT, random init":  # each variant's own architecture, at its seed
-                    baselines.setdefault(f"{name}: same ViT, random init", []).append((r.linear, r.knn))
-                elif r.name == "raw pixels" and len(baselines.get(r.name, [])) < len(args.seeds):
-                    baselines.setdefault(r.name, []).append((r.linear, r.knn))  # once per seed
+            for r_name, r in report.rows.items():
+                pair = (r["linear"].accuracy, r["knn"].accuracy)
+                if r_name == "same ViT, random init":  # each variant's own architecture, at its seed
+                    baselines.setdefault(f"{name}: same ViT, random init", []).append(pair)
+                elif r_name == "raw pixels" and len(baselines.get(r_name, [])) < len(args.seeds):
+                    baselines.setdefault(r_name, []).append(pair)  # once per seed
             print(f"{name:24s} seed {seed}: loss {row['final_loss']:.4f} RankMe {row['rankme']:.1f} "
                   f"linear {100 * row['linear']:.2f}% kNN {100 * row['knn']:.2f}% ({seconds:.0f} s)", flush=True)
 

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")
     ev.add_argument("--cache", help="keep the features in this folder and reuse them (default: a temporary one)")
     ev.add_argument("--img-size", type=int, help="image side for --train/--val (default: the encoder's)")
+    ev.add_argument("--token-disk-gib", type=float, default=16.0,
+                    help="store the attentive probe's tokens up to this size, else encode again each epoch")
     ev.add_argument("--batch-size", type=int, default=128, help="feature extraction batch (default 128)")
     ev.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for images (default 0)")
     ev.add_argument("--device", default="cpu")
@@ -102,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
     config = EvalConfig(
         probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
-        progress=not args.no_progress, cache=args.cache, img_size=args.img_size,
+        progress=not args.no_progress, cache=args.cache, img_size=args.img_size, token_disk_gib=args.token_disk_gib,
         linear=defaults.linear if args.epochs is None else replace(defaults.linear, epochs=args.epochs, min_steps=0),
         attentive=(defaults.attentive if args.attentive_epochs is None
                    else replace(defaults.attentive, epochs=args.attentive_epochs, min_steps=0)))

@@ -67,15 +67,20 @@ def _draw_inputs(cfg: TrainConfig, out: Path) -> Path:
                         title="context (blue) and target blocks of one batch, over a held-out digit")
 
 
-def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: bool = False) -> EvalReport:
-    """The demo's evaluation of a run: every probe on its held-out split, I-JEPA's two encoders, baselines."""
+def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: bool = False,
+                 evaluation: EvalConfig | None = None) -> EvalReport:
+    """The demo's evaluation of a run: every probe on its held-out split, I-JEPA's two encoders, baselines.
+
+    ``evaluation`` replaces the probes' settings (its seed and progress are the run's)."""
     encoders = ("target",) if cfg.method.name == "lejepa" else ("target", "context")
-    return evaluate(checkpoint, encoders=encoders, config=EvalConfig(seed=seed, progress=progress))
+    settings = replace(evaluation or EvalConfig(), seed=seed, progress=progress)
+    return evaluate(checkpoint, encoders=encoders, config=settings)
 
 
 def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo", seed: int = 0,
-             overrides: tuple[str, ...] = (), progress: bool = True) -> EvalReport:
-    """Train, evaluate and draw one seed; returns the evaluation."""
+             overrides: tuple[str, ...] = (), progress: bool = True,
+             evaluation: EvalConfig | None = None) -> EvalReport:
+    """Train, evaluate and draw one seed; returns the evaluation (``evaluation``: the probes' settings)."""
     out = Path(out)
     cfg = _with(load_config(config, overrides), out, seed)
     start = time.perf_counter()
@@ -83,7 +88,7 @@ def run_demo(config: str | Path = DEFAULT_CONFIG, out: str | Path = "runs/demo",
     seconds = time.perf_counter() - start
     if summary.last_checkpoint is None:
         raise RuntimeError("the run wrote no checkpoint")
-    report = evaluate_run(summary.last_checkpoint, cfg, seed, progress)
+    report = evaluate_run(summary.last_checkpoint, cfg, seed, progress, evaluation)
     inputs = _draw_inputs(cfg, out)
     first = next(iter(report.rows))
     if report.projection is not None:

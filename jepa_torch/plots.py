@@ -103,11 +103,7 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi=100)
 
 
 def render_views(views: Sequence[NDArray[Any]], path: str | Path, num_global: int, title: str | None = None) -> Path:
@@ -138,9 +134,16 @@ def render_views(views: Sequence[NDArray[Any]], path: str | Path, num_global: in
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return _save(fig, path, dpi=100)
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Write the figure to ``path`` (its folder created), close it, return the path."""
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -187,8 +190,7 @@ def plot_training_curves(rows: Sequence[dict[str, float]], path: str | Path) -> 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_feature_pca(features: NDArray[np.floating], labels: NDArray[np.integer], path: str | Path,
@@ -220,8 +222,7 @@ def plot_projection(xy: NDArray[np.floating], labels: NDArray[np.integer], expla
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_confusion(counts: NDArray[np.integer], classes: Sequence[str], path: str | Path, title: str) -> Path:
@@ -242,8 +243,4 @@ def plot_confusion(counts: NDArray[np.integer], classes: Sequence[str], path: st
         xticks_rotation="vertical")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi=110)

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from jepa_torch.checkpoint import save_official
+from jepa_torch.export import load_encoder
 from jepa_torch.cli import main
 from jepa_torch.evaluation import AttentiveProbe, EvalConfig, EvaluationError, HeadGrid, evaluate, knn_predict
 from jepa_torch.evaluation.probes import LinearHead, StoreBatches, train_heads
@@ -46,6 +47,13 @@ def test_a_store_reads_back_what_was_written_in_any_chunking(tmp_path: Path) -> 
     rows = np.array([52, 3, 4, 5, 17, 0, 4])
     assert np.array_equal(store.take("pooled", rows), x[rows]) and np.array_equal(store.take("labels", rows), y[rows])
     assert np.array_equal(store.read("pooled", 50, 99), x[50:])
+    (tmp_path / "s" / "meta.json").unlink()  # as a killed run leaves it: written again
+    assert _store(tmp_path / "s", x[:5], y[:5]).rows == 5
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not features")
+    with pytest.raises(FileExistsError, match="notes.txt"):  # never deleted
+        _store(tmp_path / "mine", x, y)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "not features"
 
 
 def test_store_batches_visit_every_training_row_once_per_epoch(tmp_path: Path) -> None:
@@ -181,10 +189,21 @@ def _folder(root: Path, per_class: int, seed: int, classes: tuple[str, ...] = tu
 
 
 def _checkpoint(path: Path, seed: int = 0, in_chans: int = 3) -> Path:
+    """What the official trainer writes: DDP's ``module.`` prefixes, optimiser, scaler, epoch."""
     torch.manual_seed(seed)
     enc = VisionTransformer(16, 8, in_chans, embed_dim=192, depth=2, num_heads=3)
     pred = Predictor(grid=enc.grid, embed_dim=192, predictor_embed_dim=96, depth=1, num_heads=3)
-    save_official(path, enc, pred, make_target_encoder(enc), epoch=5)
+    target = make_target_encoder(enc)
+    with torch.no_grad():
+        for p in target.parameters():  # the EMA has moved away from the context encoder
+            p.add_(0.01 * torch.randn_like(p))
+
+    def ddp(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {f"module.{k}": v for k, v in m.state_dict().items()}
+
+    torch.save({"encoder": ddp(enc), "predictor": ddp(pred), "target_encoder": ddp(target),
+                "opt": {"state": {}, "param_groups": []}, "scaler": None, "epoch": 5, "loss": 0.1,
+                "batch_size": 8, "world_size": 1, "lr": 1e-3}, path)
     return path
 
 
@@ -238,11 +257,25 @@ def test_the_command_probes_an_official_checkpoint_on_image_folders(folders: tup
     assert code == 2 and err.count("\n") == 1 and "holds features of another checkpoint" in err
 
 
-def test_the_context_encoder_is_a_choice(folders: tuple[Path, Path, Path]) -> None:
+def test_the_context_encoder_is_a_choice(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
     train, val, ckpt = folders
     report = evaluate(ckpt, train=str(train), val=str(val), encoders=("context", "target"), baselines=False,
-                      config=EvalConfig(probes=("knn",), progress=False))
-    assert list(report.rows) == ["context encoder", "target encoder"]
+                      config=EvalConfig(probes=("knn",), progress=False, cache=str(tmp_path)))
+    assert list(report.rows) == ["context encoder", "target encoder"] and report.step == 5
+    # each row's features are its own encoder's: the stored pooled features are that encoder's output
+    from jepa_torch.evaluation.store import FeatureStore
+
+    for which, slug in (("context", "context_encoder"), ("target", "target_encoder")):
+        store = FeatureStore(tmp_path / slug / "val")
+        first = Image.open(sorted((val / "blue").iterdir())[0]).convert("RGB")
+        from jepa_torch.transforms import official_transforms
+
+        x = official_transforms(16, augment=False)(first)[None]
+        with torch.no_grad():
+            expected = load_encoder(ckpt, which=which)(x).mean(dim=1)[0]  # type: ignore[arg-type]
+        assert torch.allclose(torch.from_numpy(store.read("pooled", 0, 1)[0]), expected, atol=1e-5)
+    assert not np.allclose(FeatureStore(tmp_path / "context_encoder" / "val").read("pooled", 0, 1),
+                           FeatureStore(tmp_path / "target_encoder" / "val").read("pooled", 0, 1))
 
 
 @pytest.mark.parametrize("case, fragment", [
@@ -310,3 +343,45 @@ def test_a_run_is_probed_on_its_held_out_split(tmp_path: Path) -> None:
     assert report.step == 4 and report.classes == [str(c) for c in range(10)]
     assert all(0.0 <= s.accuracy <= 1.0 for r in report.rows.values() for s in r.values())
     assert report.rows["raw pixels"]["knn"].accuracy > 0.9  # the digits' pixels are a strong kNN baseline
+
+
+def test_tokens_encoded_again_train_the_probe_that_stored_tokens_train(folders: tuple[Path, Path, Path],
+                                                                       tmp_path: Path) -> None:
+    from jepa_torch.evaluation.features import EncoderBatches, EncoderFeatures, extract, folder_splits
+
+    train, val, ckpt = folders
+    cpu = torch.device("cpu")
+    split, _, _ = folder_splits(str(train), str(val), 16)
+    source = EncoderFeatures("target", load_encoder(ckpt), 1, True, cpu)
+    store = extract(source, split, tmp_path / "s", {}, shuffled=True, batch_size=16, progress=False)
+    rows = ~_selection(store.rows, 0.2, 0)
+    stored = StoreBatches(store, "tokens", rows, 8, seed=1)
+    stored.chunk = 10  # several chunks, rows carried between them
+    again = EncoderBatches(source, split, rows, 8, seed=1, chunk=10)
+    pairs = list(zip(stored.epoch(2), again.epoch(2), strict=True))
+    assert all(np.array_equal(ya, yb) for (_, ya), (_, yb) in pairs)
+    assert all(np.allclose(xa, xb.numpy(), atol=2e-3) for (xa, _), (xb, _) in pairs)
+    grid = HeadGrid(2, 8, (1e-3,), (0.0,))
+    a = train_heads(lambda: AttentiveProbe(192, 3, 3), stored, grid, 0, cpu)[0]
+    b = train_heads(lambda: AttentiveProbe(192, 3, 3), again, grid, 0, cpu)[0]
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-4), name
+    # the whole command takes that way when the tokens would not fit the disk budget
+    report = evaluate(ckpt, train=str(train), val=str(val), baselines=False,
+                      config=EvalConfig(probes=("attentive",), token_disk_gib=0.0, progress=False,
+                                        cache=str(tmp_path / "cache"), attentive=HeadGrid(1, 16, (1e-3,), (0.0,))))
+    assert "attentive" in report.rows["target encoder"]
+    assert not list((tmp_path / "cache").rglob("tokens.bin"))
+
+
+def test_the_demo_trains_probes_and_draws(tmp_path: Path) -> None:
+    from jepa_torch.demo import CONFIGS, run_demo
+
+    fast = EvalConfig(linear=HeadGrid(1, 256, (1e-2,), (1e-4,)), attentive=HeadGrid(1, 256, (1e-3,), (0.01,)))
+    report = run_demo(CONFIGS["ijepa"], tmp_path, seed=0, progress=False, evaluation=fast,
+                      overrides=("run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false"))
+    assert list(report.rows)[:2] == ["I-JEPA target encoder", "I-JEPA context encoder"]
+    assert set(report.rows["I-JEPA target encoder"]) == {"linear", "lastk", "attentive", "knn"}
+    for picture in ("curves.png", "masks.png", "pca.png", "confusion.png"):
+        assert (tmp_path / picture).stat().st_size > 1000, picture
+    assert json.loads((tmp_path / "eval.json").read_text())["val_size"] == report.val_size

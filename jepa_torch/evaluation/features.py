@@ -13,15 +13,17 @@ Extraction runs the encoder under ``torch.no_grad`` over a ``DataLoader`` and ap
 features to a :class:`~jepa_torch.evaluation.store.FeatureStore`: ``pooled`` (the last layer's tokens
 averaged, ``(D,)``), ``lastk`` (the average-pooled tokens of each of the last ``k`` blocks, each
 through the final norm, concatenated: ``(k * D,)``), and for the attentive probe ``tokens`` (the last
-layer's tokens, float16, ``(N, D)``). The training split is written in a fixed shuffled order, so a
-contiguous chunk of it is a random sample, which is what lets the probes train from chunked reads.
+layer's tokens, float16, ``(N, D)``, when they fit the disk budget; otherwise :class:`EncoderBatches`
+encodes the inputs again for every epoch of that probe, in the order stored tokens would be read).
+The training split is written in a fixed shuffled order, so a contiguous chunk of it is a random
+sample, which is what lets the probes train from chunked reads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,8 @@ from .store import FeatureStore, StoreWriter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncoderFeatures", "EvaluationError", "FeatureSource", "LabelledSplit", "PixelFeatures", "extract",
-           "folder_splits", "run_splits"]
+__all__ = ["EncoderBatches", "EncoderFeatures", "EvaluationError", "FeatureSource", "LabelledSplit", "PixelFeatures",
+           "extract", "folder_splits", "run_splits", "stored_order", "token_bytes"]
 
 ORDER_SEED = 0x65766F72
 """Seeds the fixed order in which a training split's features are stored."""
@@ -152,6 +154,12 @@ class EncoderFeatures(FeatureSource):
         self.arrays = ("pooled", "lastk", "tokens") if tokens else ("pooled", "lastk")
 
     @torch.no_grad()
+    def tokens(self, inputs: Tensor) -> Tensor:
+        """The last layer's tokens ``(B, N, D)`` in float16, as they are stored."""
+        out: Tensor = self.encoder(inputs.to(self.device)).half()
+        return out
+
+    @torch.no_grad()
     def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
         layers = self.encoder.layer_outputs(inputs.to(self.device), self.last_k)  # type: ignore[operator]
         pooled = [x.float().mean(dim=1) for x in layers]  # each (B, D)
@@ -179,6 +187,48 @@ class PixelFeatures(FeatureSource):
 
 def _collate(batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
     return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.int64)
+
+
+def token_bytes(source: EncoderFeatures, split: LabelledSplit) -> tuple[int, int, int]:
+    """``(N, D, bytes)``: the tokens of one input, and what the split's tokens take stored in float16."""
+    shape = source.tokens(split.dataset[0][0][None]).shape  # (1, N, D)
+    return int(shape[1]), int(shape[2]), len(split) * int(shape[1]) * int(shape[2]) * 2
+
+
+class EncoderBatches:
+    """The attentive probe's minibatches when the tokens are not stored: each batch's inputs encoded again.
+
+    The batches hold exactly the rows, in exactly the order, that ``StoreBatches`` would read from stored
+    tokens (:func:`~jepa_torch.evaluation.probes.visit_order` over the stored training order, with the
+    chunk a store of these tokens would use), so both ways train the same probe.
+    """
+
+    def __init__(self, source: EncoderFeatures, split: LabelledSplit, rows: NDArray[np.bool_], batch_size: int,
+                 seed: int, chunk: int, num_workers: int = 0) -> None:
+        self.source, self.split, self.rows, self.batch_size = source, split, rows, batch_size
+        self.seed, self.chunk, self.num_workers = seed, chunk, num_workers
+        self.order = stored_order(len(split), shuffled=True)
+
+    def __len__(self) -> int:
+        return -(-int(self.rows.sum()) // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, NDArray[np.int64]]]:
+        from .probes import visit_order
+
+        plan = visit_order(self.rows, self.chunk, self.seed, epoch)
+        visit = np.concatenate([kept for _, kept in plan]) if plan else np.zeros(0, np.int64)
+        yield from self.encode(self.order[visit])
+
+    def encode(self, positions: NDArray[np.int64]) -> Iterator[tuple[Tensor, NDArray[np.int64]]]:
+        """Tokens and labels of the split's inputs at ``positions``, in batches, in order."""
+        batches = [positions[i:i + self.batch_size].tolist() for i in range(0, len(positions), self.batch_size)]
+        loader = DataLoader(self.split.dataset, batch_sampler=batches, num_workers=self.num_workers,
+                            collate_fn=_collate)
+        try:
+            for inputs, labels in loader:
+                yield self.source.tokens(inputs), labels.numpy()
+        except DataError as exc:
+            raise DataError(_one_line(exc)) from None
 
 
 def stored_order(n: int, shuffled: bool) -> NDArray[np.int64]:
@@ -214,7 +264,7 @@ def extract(source: FeatureSource, split: LabelledSplit, folder: Path, key: dict
         if store.key == key:
             return store
         raise EvaluationError(f"--cache {folder.parent.parent}: {folder} holds features of another checkpoint, "
-                              "encoder or data; give an empty --cache folder or delete this one")
+                              "encoder, data or probe set; give an empty --cache folder or delete this one")
     from tqdm import tqdm
 
     order = stored_order(len(split), shuffled)

@@ -17,9 +17,9 @@ Which head is reported is chosen on a selection part of the training split, neve
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from .store import FeatureStore
 
-__all__ = ["ArrayBatches", "AttentiveProbe", "HeadGrid", "LinearHead", "StoreBatches", "Standardise",
-           "knn_predict", "predict", "train_heads"]
+__all__ = ["ArrayBatches", "AttentiveProbe", "Batches", "HeadGrid", "LinearHead", "Standardise", "StoreBatches",
+           "knn_predict", "predict", "predict_on", "train_heads", "visit_order"]
 
 CHUNK_BYTES = 32 * 2**20
 """Bytes of one chunked read of a store: what a probe holds of the features at a time."""
@@ -117,12 +117,25 @@ class Standardise:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
+def visit_order(rows: NDArray[np.bool_], chunk: int, seed: int, epoch: int) -> list[tuple[int, NDArray[np.int64]]]:
+    """An epoch's visit of the ``rows`` of a stored split: per chunk (in a random order of chunks), its first
+    row and its selected rows (global numbers) in a random order. Pure in ``(rows, chunk, seed, epoch)``."""
+    rng = np.random.default_rng([seed, epoch])
+    plan = []
+    for c in rng.permutation(-(-len(rows) // chunk)):
+        start = int(c) * chunk
+        kept = np.flatnonzero(rows[start:start + chunk]) + start
+        plan.append((start, kept[rng.permutation(len(kept))]))
+    return plan
+
+
 class StoreBatches:
     """Shuffled minibatches of the ``rows`` of a store array, read a chunk at a time.
 
-    Each epoch visits the chunks in a fresh random order and shuffles the rows within a chunk; rows left
-    over from one chunk start the next batch, so every batch but an epoch's last is full. The store's
-    training rows are already in a shuffled order (:func:`~jepa_torch.evaluation.features.stored_order`).
+    Each epoch visits the chunks in a fresh random order and shuffles the rows within a chunk
+    (:func:`visit_order`); rows left over from one chunk start the next batch, so every batch but an
+    epoch's last is full, and the batches are consecutive slices of the visit order. The store's training
+    rows are already in a shuffled order (:func:`~jepa_torch.evaluation.features.stored_order`).
     """
 
     def __init__(self, store: FeatureStore, name: str, rows: NDArray[np.bool_], batch_size: int, seed: int) -> None:
@@ -134,17 +147,16 @@ class StoreBatches:
         return -(-int(self.rows.sum()) // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[tuple[NDArray[Any], NDArray[np.int64]]]:
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(-(-self.store.rows // self.chunk))
         carry_x: list[NDArray[Any]] = []
         carry_y: list[NDArray[np.int64]] = []
         held = 0
-        for start, chunk in self.store.chunks(self.name, self.chunk, order):
-            keep = self.rows[start:start + len(chunk)]
-            perm = rng.permutation(int(keep.sum()))
-            carry_x.append(chunk[keep][perm])
-            carry_y.append(self.labels[start:start + len(chunk)][keep][perm])
-            held += len(perm)
+        for start, kept in visit_order(self.rows, self.chunk, self.seed, epoch):
+            if not len(kept):
+                continue
+            chunk = self.store.read(self.name, start, start + self.chunk)
+            carry_x.append(chunk[kept - start])
+            carry_y.append(self.labels[kept])
+            held += len(kept)
             if held >= self.batch_size:
                 x, y = np.concatenate(carry_x), np.concatenate(carry_y)
                 full = len(x) // self.batch_size * self.batch_size
@@ -170,7 +182,12 @@ class ArrayBatches:
             yield self.x[perm[i:i + self.batch_size]], self.y[perm[i:i + self.batch_size]]
 
 
-Batches = StoreBatches | ArrayBatches
+class Batches(Protocol):
+    """Minibatches ``(x, labels)`` of an epoch; ``len`` is the number per epoch."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[tuple[NDArray[Any] | Tensor, NDArray[np.int64]]]: ...
 
 
 @dataclass(frozen=True)
@@ -220,7 +237,7 @@ def train_heads(make_head: Callable[[], nn.Module], batches: Batches, grid: Head
         for x_np, y_np in batches.epoch(epoch):
             if step == total:
                 break
-            x = prepare(torch.from_numpy(x_np).to(device).float())
+            x = prepare(_tensor(x_np).to(device).float())
             y = torch.from_numpy(y_np).to(device)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * _lr_factor(step, total, warmup)
@@ -233,21 +250,29 @@ def train_heads(make_head: Callable[[], nn.Module], batches: Batches, grid: Head
     return [h.eval() for h in heads]
 
 
+def _tensor(x: NDArray[Any] | Tensor) -> Tensor:
+    return x if isinstance(x, Tensor) else torch.from_numpy(x)
+
+
 @torch.no_grad()
+def predict_on(heads: Sequence[nn.Module], pieces: Iterable[NDArray[Any] | Tensor], device: torch.device,
+               prepare: Callable[[Tensor], Tensor] = lambda x: x, batch_size: int = 256) -> NDArray[np.int64]:
+    """Each head's predicted class for the rows of ``pieces`` (arrays or tensors, in order): ``(heads, rows)``."""
+    out: list[NDArray[np.int64]] = []
+    for piece in pieces:
+        for i in range(0, len(piece), batch_size):  # a chunk's worth of attention at once would be large
+            x = prepare(_tensor(piece[i:i + batch_size]).to(device).float())
+            out.append(torch.stack([h(x).argmax(dim=1) for h in heads]).cpu().numpy())
+    return np.concatenate(out, axis=1) if out else np.zeros((len(heads), 0), np.int64)
+
+
 def predict(heads: Sequence[nn.Module], store: FeatureStore, name: str, device: torch.device,
             prepare: Callable[[Tensor], Tensor] = lambda x: x, rows: NDArray[np.bool_] | None = None,
             batch_size: int = 256) -> NDArray[np.int64]:
     """Each head's predicted class for the (selected) rows of a store array: ``(heads, rows)``."""
-    out: list[NDArray[np.int64]] = []
-    for start, chunk in store.chunks(name, store.chunk_rows(name, CHUNK_BYTES)):
-        if rows is not None:
-            chunk = chunk[rows[start:start + len(chunk)]]
-        if not len(chunk):
-            continue
-        for i in range(0, len(chunk), batch_size):  # a chunk's worth of attention at once would be large
-            x = prepare(torch.from_numpy(chunk[i:i + batch_size]).to(device).float())
-            out.append(torch.stack([h(x).argmax(dim=1) for h in heads]).cpu().numpy())
-    return np.concatenate(out, axis=1) if out else np.zeros((len(heads), 0), np.int64)
+    pieces = (chunk if rows is None else chunk[rows[start:start + len(chunk)]]
+              for start, chunk in store.chunks(name, store.chunk_rows(name, CHUNK_BYTES)))
+    return predict_on(heads, pieces, device, prepare, batch_size)
 
 
 def _unit(x: NDArray[Any]) -> Tensor:

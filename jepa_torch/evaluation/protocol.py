@@ -28,10 +28,10 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from .features import (EncoderFeatures, EvaluationError, FeatureSource, LabelledSplit, PixelFeatures, extract,
-                       folder_splits, run_splits)
-from .probes import (ArrayBatches, AttentiveProbe, HeadGrid, LinearHead, Standardise, StoreBatches, knn_predict,
-                     predict, train_heads)
+from .features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource, LabelledSplit, PixelFeatures,
+                       extract, folder_splits, run_splits, stored_order, token_bytes)
+from .probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead, Standardise,
+                     StoreBatches, knn_predict, predict, predict_on, train_heads)
 from .store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ class EvalConfig:
         progress: progress bars on stderr.
         cache: keep the features in this folder and reuse them (default: a temporary folder).
         img_size: image side for folder data (default: the encoder's).
+        token_disk_gib: the attentive probe's tokens are stored (float16) when they take at most this
+            much disk; otherwise the inputs are encoded again at every epoch of the probe.
     """
 
     probes: tuple[str, ...] = PROBES
@@ -85,6 +87,7 @@ class EvalConfig:
     progress: bool = True
     cache: str | None = None
     img_size: int | None = None
+    token_disk_gib: float = 16.0
 
     def __post_init__(self) -> None:
         bad = [p for p in self.probes if p not in PROBES]
@@ -297,20 +300,26 @@ def _selection(n: int, fraction: float, seed: int) -> NDArray[np.bool_]:
     return chosen
 
 
-def _head_maker(probe: str, store: FeatureStore, classes: int, num_heads: int, queries: int) -> Any:
+@dataclass(frozen=True)
+class _Live:
+    """Tokens that were not stored: the attentive probe encodes the inputs again (see ``token_disk_gib``)."""
+
+    source: EncoderFeatures
+    train: LabelledSplit
+    val: LabelledSplit
+    tokens: tuple[int, int]  # (N, D)
+    chunk: int  # the rows a chunk of stored tokens would hold
+
+
+def _head_maker(probe: str, width: int, classes: int, num_heads: int, queries: int) -> Any:
     if probe == "attentive":
-        n, d = store.row_shape("tokens")
-        return lambda: AttentiveProbe(d, classes, num_heads, queries)
-    dim = store.row_shape(_ARRAY[probe])[0]
-    return lambda: LinearHead(dim, classes)
-
-
-def _probe_grid(probe: str, cfg: EvalConfig) -> HeadGrid:
-    return cfg.attentive if probe == "attentive" else cfg.linear
+        return lambda: AttentiveProbe(width, classes, num_heads, queries)
+    return lambda: LinearHead(width, classes)
 
 
 def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: EvalConfig, num_heads: int,
-         select: NDArray[np.bool_]) -> tuple[ProbeScore, NDArray[np.int64]]:
+         select: NDArray[np.bool_], live: _Live | None = None) -> tuple[ProbeScore, NDArray[np.int64]]:
+    """Train the probe's grid, choose on ``select``, retrain the choice on every training row, score on val."""
     device = torch.device(cfg.device)
     array = _ARRAY[probe]
     train_y, val_y = train.read("labels", 0, train.rows), val.read("labels", 0, val.rows)
@@ -318,23 +327,43 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
         preds = knn_predict(train, train_y, val, classes, cfg.knn_k, array)
         return ProbeScore(float((preds == val_y).mean()), None, {"k": float(min(cfg.knn_k, len(train_y)))},
                           train.row_shape(array)[0]), preds
-    grid = _probe_grid(probe, cfg)
-    prepare = Standardise(train, array, ~select) if probe != "attentive" else (lambda x: x)
-    batches = StoreBatches(train, array, ~select, grid.batch_size, cfg.seed)
-    heads = train_heads(_head_maker(probe, train, classes, num_heads, cfg.attentive_queries), batches, grid,
-                        cfg.seed, device, prepare)
-    chosen = (predict(heads, train, array, device, prepare, select) == train_y[select]).mean(axis=1)
+    grid = cfg.attentive if probe == "attentive" else cfg.linear
+    stored = array in train
+    if not stored and live is None:
+        raise ValueError(f"_fit: {probe} needs {array}, which is neither stored nor computable")
+    shape = train.row_shape(array) if stored else live.tokens  # type: ignore[union-attr]
+    workers = cfg.num_workers
+
+    def batches(rows: NDArray[np.bool_]) -> Batches:
+        if stored:
+            return StoreBatches(train, array, rows, grid.batch_size, cfg.seed)
+        assert live is not None
+        return EncoderBatches(live.source, live.train, rows, grid.batch_size, cfg.seed, live.chunk, workers)
+
+    def scores(heads: list[nn.Module], prepare: Any, rows: NDArray[np.bool_] | None, on_val: bool) -> NDArray[Any]:
+        if stored:
+            return predict(heads, val if on_val else train, array, device, prepare, rows)
+        assert live is not None
+        split = live.val if on_val else live.train
+        encoder = EncoderBatches(live.source, split, np.ones(len(split), bool), grid.batch_size, 0, 1, workers)
+        positions = np.arange(len(split)) if on_val or rows is None else (
+            stored_order(len(split), shuffled=True)[np.flatnonzero(rows)])  # stored row -> input
+        return predict_on(heads, (t for t, _ in encoder.encode(positions)), device, prepare)
+
+    make = _head_maker(probe, shape[-1] if probe == "attentive" else int(np.prod(shape)), classes, num_heads,
+                       cfg.attentive_queries)
+    prepare: Any = Standardise(train, array, ~select) if probe != "attentive" else (lambda x: x)
+    heads = train_heads(make, batches(~select), grid, cfg.seed, device, prepare)
+    chosen = (scores(heads, prepare, select, on_val=False) == train_y[select]).mean(axis=1)
     best = int(np.argmax(chosen))
     lr, wd = grid.points()[best]
     # the chosen point trained again on the whole training split (selection rows included), then scored
-    every = np.ones(train.rows, dtype=bool)
-    refit = replace(grid, lrs=(lr,), weight_decays=(wd,))
     if probe != "attentive":
         prepare = Standardise(train, array)
-    head = train_heads(_head_maker(probe, train, classes, num_heads, cfg.attentive_queries),
-                       StoreBatches(train, array, every, grid.batch_size, cfg.seed), refit, cfg.seed, device, prepare)
-    preds = predict(head, val, array, device, prepare)[0]
-    dim = int(np.prod(train.row_shape(array)))
+    refit = replace(grid, lrs=(lr,), weight_decays=(wd,))
+    head = train_heads(make, batches(np.ones(train.rows, dtype=bool)), refit, cfg.seed, device, prepare)
+    preds = scores(head, prepare, None, on_val=True)[0]
+    dim = int(np.prod(shape))
     hyper = {"lr": lr, "weight_decay": wd}
     if probe == "lastk":
         hyper["layers"] = float(dim // train.row_shape("pooled")[0])
@@ -362,6 +391,7 @@ def _low_shot(name: str, train: FeatureStore, val: FeatureStore, classes: int, c
     for shots in cfg.low_shot:
         for probe in [p for p in ("linear", "lastk", "knn") if p in chosen]:
             array, accs, images = _ARRAY[probe], [], 0
+            prepare = Standardise(train, array) if probe != "knn" else None
             for draw in range(cfg.draws):
                 rows = _draw(train_y, shots, cfg.seed * 1000 + draw)
                 x, y = train.take(array, rows), train_y[rows]
@@ -369,10 +399,9 @@ def _low_shot(name: str, train: FeatureStore, val: FeatureStore, classes: int, c
                 if probe == "knn":
                     preds = knn_predict(x, y, val, classes, cfg.knn_k, array)
                 else:
+                    assert prepare is not None
                     hyper = chosen[probe].hyper
-                    grid = HeadGrid(cfg.linear.epochs, cfg.linear.batch_size, (hyper["lr"],), (hyper["weight_decay"],),
-                                    cfg.linear.warmup_fraction)
-                    prepare = Standardise(train, array)
+                    grid = replace(cfg.linear, lrs=(hyper["lr"],), weight_decays=(hyper["weight_decay"],))
                     head = train_heads(lambda: LinearHead(x.shape[1], classes), ArrayBatches(x, y, grid.batch_size,
                                        cfg.seed + draw), grid, cfg.seed + draw, device, prepare)
                     preds = predict(head, val, array, device, prepare)[0]
@@ -436,14 +465,23 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
         train_split, val_split, classes = folder_splits(train, val, size)
         data_key = {"data": "folders", "train": str(Path(train).resolve()), "val": str(Path(val).resolve()),
                     "img_size": size}
-    sources: list[tuple[FeatureSource, bool]] = [
-        (EncoderFeatures(_label(ckpt, w), e, config.last_k, "attentive" in config.probes, torch.device(config.device)),
-         True) for w, e in loaded]
+    device = torch.device(config.device)
+    named = [(_label(ckpt, w), e) for w, e in loaded]
     if baselines:
-        twin = _random_twin(ckpt, loaded[0][1])
-        sources.append((EncoderFeatures("same ViT, random init", twin, config.last_k, "attentive" in config.probes,
-                                        torch.device(config.device)), True))
-        sources.append((PixelFeatures(), False))
+        named.append(("same ViT, random init", _random_twin(ckpt, loaded[0][1])))
+    sources: list[tuple[FeatureSource, _Live | None]] = []
+    for name, encoder in named:
+        features = EncoderFeatures(name, encoder, config.last_k, False, device)
+        live = None
+        if "attentive" in config.probes:
+            n, d, size_train = token_bytes(features, train_split)
+            if size_train * (len(train_split) + len(val_split)) / len(train_split) <= config.token_disk_gib * 2**30:
+                features.arrays = (*features.arrays, "tokens")
+            else:  # too large to store: the attentive probe encodes the inputs again, every epoch
+                live = _Live(features, train_split, val_split, (n, d), max(1, CHUNK_BYTES // (n * d * 2)))
+        sources.append((features, live))
+    if baselines:
+        sources.append((PixelFeatures(), None))
     stat = path.stat()
     base_key = {"checkpoint": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "last_k": config.last_k, **data_key}
@@ -454,7 +492,7 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
                            "checkpoint": str(path), "encoders": list(encoders), "train": train, "val": val})
     with tempfile.TemporaryDirectory(prefix="jepa-eval-") as scratch:
         root = Path(config.cache) if config.cache else Path(scratch)
-        for index, (source, is_encoder) in enumerate(sources):
+        for index, (source, live) in enumerate(sources):
             slug = source.name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
             stores = []
             for split, shuffled in ((train_split, True), (val_split, False)):
@@ -468,14 +506,14 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
             scores: dict[str, ProbeScore] = {}
             best: tuple[float, str, NDArray[np.int64]] | None = None
             for probe in config.probes:
-                if _ARRAY[probe] not in tr:
+                if _ARRAY[probe] not in tr and not (probe == "attentive" and live is not None):
                     continue
-                score, preds = _fit(probe, tr, va, len(classes), config, num_heads, select)
+                score, preds = _fit(probe, tr, va, len(classes), config, num_heads, select, live)
                 scores[probe] = score
                 if best is None or score.accuracy > best[0]:
                     best = (score.accuracy, probe, preds)
             report.rows[source.name] = scores
-            if config.low_shot and is_encoder and index < len(loaded):
+            if config.low_shot:  # the baselines too: a low-shot claim needs them beside it
                 report.low_shot += _low_shot(source.name, tr, va, len(classes), config, scores)
             if index == 0:
                 report.projection = _projection(va)

@@ -36,7 +36,11 @@ class StoreWriter:
     """
 
     def __init__(self, folder: Path, key: dict[str, Any]) -> None:
-        if folder.exists():
+        if folder.exists():  # an incomplete store, left by a killed run; anything else is not ours to delete
+            foreign = ([p.name for p in folder.iterdir() if not (p.suffix == ".bin" or p.name == META + ".tmp")]
+                       if folder.is_dir() else [folder.name])
+            if foreign:
+                raise FileExistsError(f"{folder}: holds {foreign[:3]}, not features; give an empty --cache folder")
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         self.folder, self.key = folder, key
