@@ -4,7 +4,8 @@
     python benchmarks/bench_eval_memory.py --sizes 2000 20000 --workers 2
 
 Writes a synthetic ImageFolder (10 classes of 64 x 64 PNGs: a class colour and stripe frequency under
-noise; 80% train, 20% val), a checkpoint of a 4-block ViT (width 192, patch 8) at initialisation, then
+noise; 80% train, 20% val), an official-layout checkpoint of a 4-block ViT (width 192, patch 8) at
+initialisation (``--preset vit_huge --patch 14 --depth 0 --img 224``: the ViT-H/14 layout), then
 runs the whole command for each size in a fresh process, every probe on (linear, last-k, attentive,
 kNN, and 10-shot low-shot), and prints its peak resident memory (the process and its DataLoader
 workers, from ``getrusage``) and time. Memory that grew with the dataset would show here; what the
@@ -56,18 +57,22 @@ def link_subset(source: Path, dest: Path, count: int) -> None:
                     (dest / split / folder.name / image.name).symlink_to(image)
 
 
-def write_checkpoint(path: Path, size: int) -> None:
+def write_checkpoint(path: Path, size: int, preset: str, patch: int, depth: int | None) -> None:
+    """An official-layout checkpoint as the official trainer writes it (``module.`` prefixes), at init."""
     import torch
 
-    from jepa_torch.checkpoint import save_official
-    from jepa_torch.models import make_target_encoder
-    from jepa_torch.predictor import Predictor
-    from jepa_torch.vit import VisionTransformer
+    from jepa_torch.models import build_predictor, build_vit
 
     torch.manual_seed(0)
-    encoder = VisionTransformer(size, 8, 3, embed_dim=192, depth=4, num_heads=3)
-    predictor = Predictor(grid=encoder.grid, embed_dim=192, predictor_embed_dim=96, depth=1, num_heads=3)
-    save_official(path, encoder, predictor, make_target_encoder(encoder))
+    encoder = build_vit(preset, img_size=size, patch_size=patch, **({"depth": depth} if depth else {}))
+    predictor = build_predictor(encoder, depth=1, emb_dim=96)
+
+    def ddp(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {f"module.{k}": v for k, v in module.state_dict().items()}
+
+    state = ddp(encoder)
+    torch.save({"encoder": state, "predictor": ddp(predictor), "target_encoder": state, "epoch": 0,
+                "opt": {"state": {}, "param_groups": []}, "scaler": None}, path)
 
 
 def main() -> None:
@@ -76,6 +81,10 @@ def main() -> None:
     parser.add_argument("--img", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers decoding the PNGs")
     parser.add_argument("--work", help="folder for the images and checkpoint (default: a temporary one)")
+    parser.add_argument("--preset", default="vit_tiny", help="the encoder's preset (vit_huge: the ViT-H/14 layout)")
+    parser.add_argument("--patch", type=int, default=8)
+    parser.add_argument("--depth", type=int, default=4, help="blocks (0: the preset's)")
+    parser.add_argument("--baselines", action="store_true", help="also the random-init and raw-pixel rows")
     args = parser.parse_args()
 
     import torch
@@ -89,7 +98,7 @@ def main() -> None:
             write_images(full, max(args.sizes), args.img)
             print(f"wrote {max(args.sizes)} images of {args.img} px in {time.perf_counter() - t:.0f} s", flush=True)
         checkpoint = work / "vit.pth.tar"
-        write_checkpoint(checkpoint, args.img)
+        write_checkpoint(checkpoint, args.img, args.preset, args.patch, args.depth or None)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
               f"DataLoader workers {args.workers}\n")
         print(f"{'images':>7s} {'train':>6s} {'val':>6s} {'peak RSS MiB':>13s} {'seconds':>8s} "
@@ -100,7 +109,8 @@ def main() -> None:
                 link_subset(full, root, count)
             report = work / f"report{count}.json"
             command = [sys.executable, "-m", "jepa_torch.cli", "eval", "--checkpoint", str(checkpoint),
-                       "--train", str(root / "train"), "--val", str(root / "val"), "--no-baselines",
+                       "--train", str(root / "train"), "--val", str(root / "val"),
+                       *([] if args.baselines else ["--no-baselines"]),
                        "--epochs", "1", "--attentive-epochs", "1", "--low-shot", "10", "--draws", "1",
                        "--workers", str(args.workers), "--batch-size", "256", "--no-progress", "--json", str(report)]
             t = time.perf_counter()
@@ -108,9 +118,9 @@ def main() -> None:
             seconds = time.perf_counter() - t
             result = json.loads(report.read_text())
             n = result["train_size"] + result["val_size"]
-            tokens = (args.img // 8) ** 2
+            tokens, width = (args.img // args.patch) ** 2, result["rows"][next(iter(result["rows"]))]["linear"]["dim"]
             print(f"{n:7d} {result['train_size']:6d} {result['val_size']:6d} {result['peak_rss_mib']:13.0f} "
-                  f"{seconds:8.0f} {n * 3 * args.img ** 2 * 4 / 2**20:21.0f} {n * tokens * 192 * 4 / 2**20:21.0f}",
+                  f"{seconds:8.0f} {n * 3 * args.img ** 2 * 4 / 2**20:21.0f} {n * tokens * width * 4 / 2**20:21.0f}",
                   flush=True)
 
 

@@ -32,7 +32,7 @@ from .store import FeatureStore
 __all__ = ["ArrayBatches", "AttentiveProbe", "Batches", "HeadGrid", "LinearHead", "Standardise", "StoreBatches",
            "knn_predict", "predict", "predict_on", "train_heads", "visit_order"]
 
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 16 * 2**20
 """Bytes of one chunked read of a store: what a probe holds of the features at a time."""
 
 
@@ -104,10 +104,9 @@ class Standardise:
         for start, chunk in store.chunks(name, store.chunk_rows(name, CHUNK_BYTES)):
             if rows is not None:
                 chunk = chunk[rows[start:start + len(chunk)]]
-            x = chunk.astype(np.float64)
-            total += x.sum(0)
-            squares += (x * x).sum(0)
-            count += len(x)
+            total += chunk.sum(0, dtype=np.float64)  # accumulated in float64, no float64 copy of the chunk
+            squares += np.square(chunk).sum(0, dtype=np.float64)
+            count += len(chunk)
         mean = total / max(count, 1)
         std = np.sqrt(np.maximum(squares / max(count, 1) - mean * mean, 0.0))
         self.mean = torch.from_numpy(mean).float()
@@ -282,7 +281,7 @@ def _unit(x: NDArray[Any]) -> Tensor:
 
 
 def knn_predict(train_x: FeatureStore | NDArray[Any], train_y: NDArray[np.int64], query: FeatureStore | NDArray[Any],
-                classes: int, k: int = 20, name: str = "pooled", chunk: int = 8192) -> NDArray[np.int64]:
+                classes: int, k: int = 20, name: str = "pooled", chunk: int = 2048) -> NDArray[np.int64]:
     """Cosine, distance-weighted kNN predictions of the query rows, computed chunk against chunk in float64.
 
     Args:
@@ -307,14 +306,15 @@ def knn_predict(train_x: FeatureStore | NDArray[Any], train_y: NDArray[np.int64]
     k = min(k, len(train_y))
     labels = torch.from_numpy(train_y)
     out: list[Tensor] = []
-    for _, q_np in chunks(query, max(1, chunk // 8)):
+    for _, q_np in chunks(query, max(1, chunk // 4)):
         q = _unit(q_np)  # (m, D)
         best_sim = torch.full((len(q), k), -math.inf, dtype=torch.float64)
         best_lab = torch.zeros((len(q), k), dtype=torch.int64)
         for start, t_np in chunks(train_x, chunk):
             sim = q @ _unit(t_np).T  # (m, c)
-            both_sim = torch.cat([best_sim, sim], dim=1)
-            both_lab = torch.cat([best_lab, labels[start:start + len(t_np)].expand(len(q), -1)], dim=1)
+            top_sim, top_idx = sim.topk(min(k, sim.shape[1]), dim=1)  # this chunk's best, then merged
+            both_sim = torch.cat([best_sim, top_sim], dim=1)  # (m, k + k')
+            both_lab = torch.cat([best_lab, labels[start + top_idx]], dim=1)
             best_sim, idx = both_sim.topk(k, dim=1)
             best_lab = both_lab.gather(1, idx)
         dist = (1.0 - best_sim).clamp_min(0.0)

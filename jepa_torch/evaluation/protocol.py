@@ -414,8 +414,7 @@ def _projection(store: FeatureStore) -> tuple[NDArray[np.float64], NDArray[np.in
     """The pooled val features on their first two principal components, fitted in chunks."""
     from sklearn.decomposition import IncrementalPCA
 
-    rows = store.chunk_rows("pooled", 8 * 2**20)
-    rows = max(rows, 2)
+    rows = 1024
     pca = IncrementalPCA(n_components=2)
     for _, chunk in store.chunks("pooled", rows):
         if len(chunk) >= 2:
