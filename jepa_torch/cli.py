@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .evaluation.protocol import PROBES
 
@@ -24,8 +25,20 @@ EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: line breaks (from a path or value the user typed) shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line kept to one line (sub-commands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_one_line(message))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jepa-torch", description="Train and export I-JEPA models.")
+    parser = _Parser(prog="jepa-torch", description="Train and export I-JEPA models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="pretrain (or resume) a JEPA encoder")
@@ -176,14 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         return _export(args)
     except (ConfigError, CheckpointError, DataError, EvaluationError) as exc:
-        print(f"jepa-torch: error: {exc}", file=sys.stderr)
+        print(f"jepa-torch: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a full disk, a missing permission: the environment, not a bug
-        lines = str(exc).splitlines() or [type(exc).__name__]
+        lines = str(exc).splitlines() or [type(exc).__name__]  # the OS quotes file names: no raw line breaks
         print(f"jepa-torch: error: {lines[0]}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as exc:
-        print(f"jepa-torch: training diverged: {exc}", file=sys.stderr)
+        print(f"jepa-torch: training diverged: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_DIVERGED
     except KeyboardInterrupt:
         print("jepa-torch: interrupted; resume with the same command (run.resume=auto)", file=sys.stderr)
