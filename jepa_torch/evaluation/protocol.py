@@ -363,7 +363,7 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
     refit = replace(grid, lrs=(lr,), weight_decays=(wd,))
     head = train_heads(make, batches(np.ones(train.rows, dtype=bool)), refit, cfg.seed, device, prepare)
     preds = scores(head, prepare, None, on_val=True)[0]
-    dim = int(np.prod(shape))
+    dim = int(shape[-1]) if probe == "attentive" else int(np.prod(shape))  # attentive: the token width
     hyper = {"lr": lr, "weight_decay": wd}
     if probe == "lastk":
         hyper["layers"] = float(dim // train.row_shape("pooled")[0])
