@@ -13,7 +13,6 @@ labels choose nothing.
 from __future__ import annotations
 
 import json
-import logging
 import resource
 import statistics
 import tempfile
@@ -34,14 +33,11 @@ from .probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGri
                      StoreBatches, knn_predict, predict, predict_on, train_heads)
 from .store import FeatureStore
 
-log = logging.getLogger(__name__)
-
 __all__ = ["PROBES", "EvalConfig", "EvalReport", "LowShotScore", "ProbeScore", "evaluate", "parse_shots",
            "peak_rss_mib"]
 
 PROBES = ("linear", "lastk", "attentive", "knn")
 """The probes: linear on pooled tokens, linear on the last k layers, attentive, kNN."""
-Probe = Literal["linear", "lastk", "attentive", "knn"]
 _ARRAY = {"linear": "pooled", "lastk": "lastk", "attentive": "tokens", "knn": "pooled"}
 
 
