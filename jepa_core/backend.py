@@ -114,6 +114,7 @@ class Backend(Protocol):
         seed: int,
         kind: LossKind,
         reduction: Reduction,
+        context_lengths: Any | None = None,
     ) -> float:
         """The whole JEPA objective of a small model made from ``seed``.
 
@@ -129,6 +130,11 @@ class Backend(Protocol):
             seed: fixes the model's weights.
             kind: the representation loss.
             reduction: ``"sum"`` or ``"mean"``.
+            context_lengths: None, or ``(B,)`` integers in ``[1, Kc]``: contexts of unequal
+                length padded into one batch (``MaskConfig.context_trim="none"``). Row ``b``'s
+                context is its first ``context_lengths[b]`` entries; the entries after it are
+                padding and *must not* change any prediction, target or loss: every sample's
+                parts and loss *must* equal those of the sample alone with its unpadded context.
 
         It *must* equal the spec's loss (:func:`jepa_core.loss.jepa_loss_blocks`) of
         :meth:`objective_parts`' predictions and targets, computed in float64.
@@ -141,11 +147,13 @@ class Backend(Protocol):
         context_indices: Any,
         target_blocks: Sequence[Any],
         seed: int,
+        context_lengths: Any | None = None,
     ) -> ObjectiveParts:
         """The context tokens, target tokens and predictions behind :meth:`objective`.
 
-        The same model, from the same ``seed``, on the same inputs: every part in
-        float64.
+        The same model, from the same ``seed``, on the same inputs (``context_lengths`` as
+        there): every part in float64. With ``context_lengths`` the context rows past each
+        length are padding, and their values are unspecified.
         """
         ...
 

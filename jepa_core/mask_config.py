@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from .protocols import IndexArray
 
-__all__ = ["OFFICIAL_FLAGS", "Grid", "MaskBatch", "MaskConfig"]
+__all__ = ["CONTEXT_TRIMS", "OFFICIAL_FLAGS", "ContextTrim", "Grid", "MaskBatch", "MaskConfig"]
 
 Grid: TypeAlias = tuple[int, int]
 """A patch grid ``(H, W)``; a sequence of length ``L`` is the grid ``(1, L)``."""
@@ -21,6 +21,11 @@ Grid: TypeAlias = tuple[int, int]
 OFFICIAL_FLAGS = ("correlated_draw", "floor_area", "shared_target_size", "exclusive_bound", "raster_trim",
                   "relax_overlap")
 """The :class:`MaskConfig` fields that each reproduce one official defect (all False by default)."""
+
+ContextTrim: TypeAlias = Literal["batch_min", "none"]
+"""How contexts of unequal length share a batch: cut to the shortest (official) or padded, whole."""
+
+CONTEXT_TRIMS: tuple[ContextTrim, ...] = ("batch_min", "none")
 
 
 def _range_error(name: str, value: object, rule: str) -> ValueError:
@@ -56,6 +61,16 @@ class MaskConfig:
         relax_overlap: official defect (e): a context that finds no valid spot
             in 20 tries drops the last target's constraint, and so on, and may
             then overlap targets.
+        context_trim: how contexts of unequal length share a batch.
+            ``"batch_min"`` (official): each is cut to the batch's shortest (at
+            random, or in raster order with ``raster_trim``), so a context loses
+            about a third of its patches at the paper's settings.
+            ``"none"``: every context keeps all of its patches; rows are padded
+            to the longest and :attr:`MaskBatch.context_lengths` says where
+            each ends (the models then mask the padding out of attention).
+            The trim comes after the draw: one seed *must* give the same blocks
+            under either value, so a ``"batch_min"`` row is a subset of the
+            same row drawn with ``"none"``.
     """
 
     num_targets: int = 4
@@ -72,6 +87,7 @@ class MaskConfig:
     exclusive_bound: bool = False
     raster_trim: bool = False
     relax_overlap: bool = False
+    context_trim: ContextTrim = "batch_min"
 
     def __post_init__(self) -> None:
         for name in ("num_targets", "num_context", "min_keep"):
@@ -90,6 +106,8 @@ class MaskConfig:
             if not ok or not (0.0 < value[0] <= value[1] <= upper and math.isfinite(value[1])):
                 bound = "<= 1" if upper == 1.0 else "finite"
                 raise _range_error(name, value, f"must be a tuple (low, high) with 0 < low <= high, {bound}")
+        if self.context_trim not in CONTEXT_TRIMS:
+            raise _range_error("context_trim", self.context_trim, "must be 'batch_min' or 'none'")
         for name in ("allow_overlap", *OFFICIAL_FLAGS):
             if not isinstance(getattr(self, name), bool):
                 raise _range_error(name, getattr(self, name), "must be True or False")
@@ -117,12 +135,20 @@ class MaskBatch:
 
     Attributes:
         context: one ``(B, Kc)`` int64 array per context block: kept patch
-            indices, raster order (``row * W + col``), no padding.
+            indices, raster order (``row * W + col``). With ``context_lengths``
+            None every entry is a context patch; otherwise row ``b`` of block
+            ``i`` holds its patches in its first ``context_lengths[i][b]``
+            entries and repeats its last patch after them (padding: a valid
+            index, so gathers stay in range, that *must not* be counted).
         targets: one ``(B, Kt)`` int64 array per target block; each row is a
             whole rectangle, raster order.
         grid: the ``(H, W)`` grid the indices refer to.
+        context_lengths: None when every context row is full (``context_trim``
+            ``"batch_min"``), else one ``(B,)`` int64 array per context block:
+            the number of patches of each row (``context_trim="none"``).
     """
 
     context: list[IndexArray]
     targets: list[IndexArray]
     grid: Grid
+    context_lengths: list[IndexArray] | None = None

@@ -18,8 +18,11 @@ How a batch is drawn (docs/masks.md gives the reasoning):
    patches, found at once from a summed-area table; a sample with no such
    position gets its targets redrawn (a bounded number of rounds, then a
    corner-stacked placement that is valid by construction).
-3. Contexts differ in length after the targets are cut out; each is trimmed to
-   the batch minimum by dropping patches at random, never in raster order.
+3. Contexts differ in length after the targets are cut out. With
+   ``context_trim="batch_min"`` (the official batching) each is trimmed to the
+   batch minimum by dropping patches at random, never in raster order; with
+   ``"none"`` each keeps every patch, rows are padded to the longest, and the
+   batch carries each row's length.
 
 Impossible configurations are rejected before any draw (:func:`validate`), and
 every accepted one finishes in bounded work: there is no unbounded retry loop.
@@ -38,12 +41,14 @@ from typing import TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from .mask_config import OFFICIAL_FLAGS, Grid, MaskBatch, MaskConfig
+from .mask_config import CONTEXT_TRIMS, OFFICIAL_FLAGS, ContextTrim, Grid, MaskBatch, MaskConfig
 from .mask_validation import Plan, analyse, max_context_keep, overlap_free, validate
 from .protocols import IndexArray
 
 __all__ = [
+    "CONTEXT_TRIMS",
     "OFFICIAL_FLAGS",
+    "ContextTrim",
     "Grid",
     "MaskBatch",
     "MaskConfig",
@@ -243,6 +248,19 @@ def _trim(rng: np.random.Generator, masks: list[BoolArray], raster: bool) -> lis
     return out
 
 
+def _pad(masks: list[BoolArray]) -> tuple[list[IndexArray], list[IndexArray]]:
+    """``(B, N)`` boolean masks -> every kept patch, ``(B, K)`` raster indices padded with each row's last
+    patch (``K`` the longest row over the batch and every slot), and the ``(B,)`` lengths."""
+    lengths = [m.sum(axis=1).astype(np.int64) for m in masks]
+    k = max(int(n.max()) for n in lengths)
+    out = []
+    for m, n in zip(masks, lengths):
+        order = np.argsort(~m, axis=1, kind="stable")[:, :k]  # kept patches first, in raster order
+        last = np.minimum(np.arange(k), n[:, None] - 1)  # (B, K): positions past the end repeat the last
+        out.append(np.take_along_axis(order, last, axis=1).astype(np.int64))
+    return out, lengths
+
+
 def _as_rng(rng: Rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
@@ -266,7 +284,9 @@ def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> M
         arrays ``(B, Kt)``, int64 raster indices in ``[0, H * W)``. Each target row
         is a whole rectangle; each context row keeps at least ``min_keep`` patches
         and excludes every target patch unless ``allow_overlap`` (or, with
-        ``relax_overlap``, unless no valid spot was found).
+        ``relax_overlap``, unless no valid spot was found). With
+        ``context_trim="none"`` each context row is its whole block minus the
+        targets, padded, and ``context_lengths`` gives its length.
 
     Raises:
         ValueError: the config cannot be satisfied on ``grid`` (see :func:`validate`).
@@ -292,6 +312,9 @@ def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> M
         rows = top[:, j, None] + np.arange(th[j])  # (B, h)
         cols = left[:, j, None] + np.arange(tw[j])  # (B, w)
         targets.append((rows[:, :, None] * w_grid + cols[:, None, :]).reshape(batch_size, -1))
+    if config.context_trim == "none":
+        context, lengths = _pad(flat)
+        return MaskBatch(context, targets, grid, lengths)
     return MaskBatch(_trim(gen, flat, config.raster_trim), targets, grid)
 
 
@@ -301,7 +324,8 @@ def sample_mask(grid: Grid, config: MaskConfig, rng: Rng) -> tuple[list[IndexArr
     Equivalent to :func:`sample_masks` with ``batch_size=1`` (so nothing is trimmed).
     """
     batch = sample_masks(grid, config, rng, 1)
-    return [c[0] for c in batch.context], [t[0] for t in batch.targets]
+    lengths = batch.context_lengths or [np.array([c.shape[1]]) for c in batch.context]
+    return [c[0, : n[0]] for c, n in zip(batch.context, lengths)], [t[0] for t in batch.targets]
 
 
 def sample_masks_1d(length: int, config: MaskConfig, rng: Rng, batch_size: int) -> MaskBatch:

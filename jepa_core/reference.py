@@ -81,9 +81,16 @@ class ReferenceModel:
         """All tokens, layer-normed: ``(B, N, d_in) -> (B, N, D)``."""
         return layer_norm(self.encode(tokens))
 
-    def predict(self, context: FloatArray, block: IndexArray) -> FloatArray:
-        """Predict one target block from the context: ``(B, Kc, D), (B, K) -> (B, K, D)``."""
-        pooled = context.mean(axis=1, keepdims=True)  # (B, 1, D)
+    def predict(self, context: FloatArray, block: IndexArray, lengths: IndexArray | None = None) -> FloatArray:
+        """Predict one target block from the context: ``(B, Kc, D), (B, K) -> (B, K, D)``.
+
+        ``lengths`` ``(B,)``: row ``b`` of the context is its first ``lengths[b]`` tokens (the rest padding).
+        """
+        if lengths is None:
+            pooled = context.mean(axis=1, keepdims=True)  # (B, 1, D)
+        else:
+            real = (np.arange(context.shape[1]) < np.asarray(lengths)[:, None])[..., None]  # (B, Kc, 1)
+            pooled = (context * real).sum(axis=1, keepdims=True) / real.sum(axis=1, keepdims=True)  # (B, 1, D)
         q = self.queries[block]  # (B, K, D)
         out: FloatArray = np.tanh((pooled + q) @ self.p_in) @ self.p_out
         return out
@@ -132,18 +139,24 @@ class ReferenceBackend:
         seed: int,
         kind: LossKind,
         reduction: Reduction,
+        context_lengths: IndexArray | None = None,
     ) -> float:
-        parts = self.objective_parts(tokens, context_indices, target_blocks, seed)
+        parts = self.objective_parts(tokens, context_indices, target_blocks, seed, context_lengths)
         return jepa_loss_blocks(parts.predictions, parts.targets, target_blocks, kind, reduction)
 
     def objective_parts(
-        self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray], seed: int
+        self,
+        tokens: FloatArray,
+        context_indices: IndexArray,
+        target_blocks: Sequence[IndexArray],
+        seed: int,
+        context_lengths: IndexArray | None = None,
     ) -> ObjectiveParts:
         _, num_tokens, input_dim = tokens.shape
         model = ReferenceModel.init(seed, num_tokens, input_dim)
-        context = model.encode(tokens, context_indices)
+        context = model.encode(tokens, context_indices)  # tokens are encoded one by one: padding reaches none
         target_tokens = model.encode(tokens)
-        predictions = [model.predict(context, block) for block in target_blocks]
+        predictions = [model.predict(context, block, context_lengths) for block in target_blocks]
         return ObjectiveParts(context, target_tokens, layer_norm(target_tokens), predictions)
 
     def ema_update(
