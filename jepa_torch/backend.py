@@ -31,6 +31,7 @@ from .models import JEPA
 from .predictor import Predictor
 from .representation import elementwise_loss, layer_norm_targets
 from .tokens import SequenceTransformer
+from .vit import context_valid
 
 __all__ = ["TorchBackend", "backend", "cuda_backend"]
 
@@ -82,36 +83,38 @@ class TorchBackend:
         return JEPA(encoder, predictor).to(self.device, torch.float64)
 
     @torch.no_grad()
-    def _forward(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                 seed: int) -> tuple[JEPA, list[Tensor], list[Tensor], Tensor, list[list[int]]]:
+    def _forward(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor], seed: int,
+                 context_lengths: Tensor | None) -> tuple[JEPA, list[Tensor], list[Tensor], Tensor, list[list[int]]]:
         """The training forward: ``(model, prediction groups, target groups, context, block indices per group)``.
 
         ``JEPA.forward`` groups target blocks of equal size into one predictor call (in order of
         first appearance), as in training; each group's rows are mask-major.
         """
         model = self.model(seed, tokens.shape[1], tokens.shape[2])
-        predictions, targets, context = model(tokens, [context_indices], list(target_blocks))
+        valid = None if context_lengths is None else context_valid([context_lengths], context_indices.shape[1])
+        predictions, targets, context = model(tokens, [context_indices], list(target_blocks), valid)
         members: dict[int, list[int]] = {}
         for i, block in enumerate(target_blocks):
             members.setdefault(int(block.shape[1]), []).append(i)
         return model, predictions, targets, context, list(members.values())
 
     def objective(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Tensor | None = None) -> float:
         """The training loss of the training forward on a small float64 model (see :meth:`model`).
 
         With no target block the loss is 0 (training always has one).
         """
         if not target_blocks:
             return 0.0
-        _, predictions, targets, _, _ = self._forward(tokens, context_indices, target_blocks, seed)
+        _, predictions, targets, _, _ = self._forward(tokens, context_indices, target_blocks, seed, context_lengths)
         return float(grouped_prediction_loss(predictions, targets, kind, reduction))
 
     def objective_parts(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                        seed: int) -> ObjectiveParts:
+                        seed: int, context_lengths: Tensor | None = None) -> ObjectiveParts:
         """The context tokens, the target encoder's tokens (raw and layer-normed) and each block's prediction,
         split back out of the grouped predictor calls."""
-        model, groups, _, context, members = self._forward(tokens, context_indices, target_blocks, seed)
+        model, groups, _, context, members = self._forward(tokens, context_indices, target_blocks, seed,
+                                                           context_lengths)
         predictions: list[Tensor] = [tokens.new_empty(0)] * len(target_blocks)
         for group, indices in zip(groups, members, strict=True):
             for i, chunk in zip(indices, group.chunk(len(indices)), strict=True):  # (B, K, D) each

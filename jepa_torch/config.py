@@ -15,7 +15,7 @@ from typing import Literal
 
 from jepa_core.representation import check_loss_kind
 from jepa_core.mask_schedules import TargetScaleSchedule
-from jepa_core.masks import OFFICIAL_FLAGS, MaskConfig
+from jepa_core.masks import OFFICIAL_FLAGS, ContextTrim, MaskConfig
 from jepa_core.masks import validate as validate_masks
 from jepa_core.representation import LossKind
 
@@ -155,6 +155,9 @@ class MaskSection:
     ``official_compatible``.
 
     Attributes:
+        context_trim: ``batch_min`` (official: contexts cut to the batch's shortest) or ``none``
+            (whole contexts, padded, the padding masked out of attention; see
+            ``jepa_core.masks.MaskConfig.context_trim``). Independent of ``official_compatible``.
         official_compatible: turn every official flag on: the official sampler's distribution,
             defects included, but ``min_keep`` keeps its ``>=`` meaning (docs/fidelity.md, row f).
         final_target_scale: the target scale range at the end of the schedules; both bounds move
@@ -172,6 +175,7 @@ class MaskSection:
     context_aspect: tuple[float, float] = (1.0, 1.0)
     min_keep: int = 10
     allow_overlap: bool = False
+    context_trim: ContextTrim = "batch_min"
     official_compatible: bool = False
     final_target_scale: tuple[float, float] | None = None
     target_scale_warmup_epochs: float = 0.0

@@ -335,24 +335,27 @@ class JEPA(nn.Module):
             for group in target_groups
         ]
 
-    def forward_context(self, x: Tensor, context_masks: list[Tensor],
-                        target_groups: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
+    def forward_context(self, x: Tensor, context_masks: list[Tensor], target_groups: list[list[Tensor]],
+                        context_valid: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Context tokens ``(Mx * B, Kc, D)`` and one prediction tensor per target group."""
-        z = self.encoder(x, context_masks)  # (Mx*B, Kc, D)
-        return z, [self.predictor(z, context_masks, group) for group in target_groups]
+        z = self.encoder(x, context_masks, valid=context_valid)  # (Mx*B, Kc, D)
+        return z, [self.predictor(z, context_masks, group, valid=context_valid) for group in target_groups]
 
-    def forward(self, x: Tensor, context_masks: list[Tensor],
-                target_masks: list[Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    def forward(self, x: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
+                context_valid: Tensor | None = None) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """``(predictions, targets, context tokens)`` for one batch.
 
         Target masks of equal length share one predictor call (the official case: all of
         them); masks of other lengths get their own, in order of first appearance. The
         predictions and targets are lists with one aligned ``(Mg * Mx * B, Kg, D)`` tensor
-        per group.
+        per group. ``context_valid`` ``(Mx * B, Kc)`` marks padded context entries (False) of
+        whole, unequal contexts (``mask.context_trim: none``; ``jepa_torch.vit.context_valid``):
+        they are masked out of attention, so every prediction equals its sample's computed alone.
+        The padded rows of the returned context tokens are meaningless.
         """
         groups = group_by_length(target_masks)
         targets = self.forward_target(x, context_masks, groups)
-        context, predictions = self.forward_context(x, context_masks, groups)
+        context, predictions = self.forward_context(x, context_masks, groups, context_valid)
         return predictions, targets, context
 
 

@@ -90,13 +90,17 @@ class Predictor(nn.Module):
         if depth_rescale:
             rescale_residual_(self.predictor_blocks)
 
-    def forward(self, x: torch.Tensor, masks_x: MaskArg, masks: MaskArg) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks_x: MaskArg, masks: MaskArg,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the tokens of every target mask from every context mask.
 
         Args:
             x: context tokens ``(Mx * B, Kc, D)``, mask-major (the encoder's masked output).
             masks_x: the ``Mx`` context masks ``(B, Kc)`` that produced ``x``.
             masks: the ``Mt`` target masks ``(B, Kt)``.
+            valid: ``(Mx * B, Kc)`` booleans, False where a context row is padding: padded context
+                tokens are masked out of every attention, so each prediction equals the one made
+                from that row's context alone, unpadded.
 
         Returns:
             ``(Mt * Mx * B, Kt, D)``; row ``t * Mx * B + c * B + b`` predicts ``masks[t][b]`` from
@@ -121,11 +125,17 @@ class Predictor(nn.Module):
         ctx = ctx.view(1, mx, B, kc, dp).expand(mt, mx, B, kc, dp)  # (Mt, Mx, B, Kc, Dp)
         tgt = tgt.view(mt, 1, B, kt, dp).expand(mt, mx, B, kt, dp)  # (Mt, Mx, B, Kt, Dp)
         z = torch.cat([ctx, tgt], dim=3).view(mt * mx * B, kc + kt, dp)  # (Mt*Mx*B, Kc+Kt, Dp)
+        keys = None
+        if valid is not None:
+            if valid.shape != (rows, kc):
+                raise ValueError(f"valid has shape {tuple(valid.shape)} but the context tokens are {(rows, kc)}")
+            keys = torch.cat([valid.view(1, rows, kc).expand(mt, rows, kc),
+                              valid.new_ones(mt, rows, kt)], dim=2).view(mt * rows, kc + kt)  # (Mt*Mx*B, Kc+Kt)
         blocks = list(self.predictor_blocks)
         for blk in blocks[:-1]:
-            z = blk(z)
+            z = blk(z, valid=keys)
         # Only the target rows leave the predictor: the last block computes just those.
-        z = blocks[-1](z, keep_from=kc) if blocks else z[:, kc:]  # (Mt*Mx*B, Kt, Dp)
+        z = blocks[-1](z, keep_from=kc, valid=keys) if blocks else z[:, kc:]  # (Mt*Mx*B, Kt, Dp)
         z = self.predictor_norm(z)  # (Mt*Mx*B, Kt, Dp)
         out: torch.Tensor = self.predictor_proj(z)  # (Mt*Mx*B, Kt, D)
         return out

@@ -28,8 +28,9 @@ from .ema import update_target_encoder_
 from .loss import grouped_prediction_loss
 from .models import JEPA
 from .regularisers import sigreg, variance_covariance
+from .vit import context_valid
 
-__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "train_step"]
+__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "pooled", "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -138,6 +139,14 @@ def backward_and_step(loss: Tensor, optimizer: torch.optim.Optimizer, grad_clip:
     return grad_norm
 
 
+def pooled(context: Tensor, valid: Tensor | None) -> Tensor:
+    """Each context row's mean token ``(rows, D)``, over its real entries only when ``valid`` is given."""
+    if valid is None:
+        return context.mean(dim=1)  # (rows, D)
+    w = valid.to(context.dtype).unsqueeze(-1)  # (rows, Kc, 1)
+    return (context * w).sum(dim=1) / w.sum(dim=1)  # (rows, D)
+
+
 def train_step(
     model: JEPA,
     optimizer: torch.optim.Optimizer,
@@ -149,6 +158,7 @@ def train_step(
     directions: Tensor | None = None,
     knots: Tensor | None = None,
     forward: nn.Module | None = None,
+    context_lengths: list[Tensor] | None = None,
 ) -> StepResult:
     """One optimisation step of the context encoder and predictor, then the EMA.
 
@@ -167,19 +177,25 @@ def train_step(
         knots: ``(T,)`` SIGReg integration points (None: the spec's default).
         forward: what runs the forward pass: ``model`` (None) or its DDP wrapper; the EMA always
             reads the raw ``model``.
+        context_lengths: whole contexts (``mask.context_trim: none``): one ``(B,)`` tensor per
+            context mask, the real entries of each padded row. Padding is masked out of attention
+            and left out of the regularisers. None: every entry is real.
     """
     optimizer.zero_grad(set_to_none=True)
+    valid = None if context_lengths is None else context_valid(context_lengths, context_masks[0].shape[1])
     with autocast_for(images.device, config.precision):
-        predictions, targets, context = (model if forward is None else forward)(images, context_masks, target_masks)
+        run = model if forward is None else forward
+        predictions, targets, context = run(images, context_masks, target_masks, valid)
         pred_loss = grouped_prediction_loss(predictions, targets, config.loss)
     reg = pred_loss.new_zeros(())
+    tokens = context if valid is None else context[valid]  # (Mx*B, Kc, D), or (n, D) without padding
     if config.var_weight or config.cov_weight:
-        variance, covariance = variance_covariance(context)
+        variance, covariance = variance_covariance(tokens)
         reg = config.var_weight * variance + config.cov_weight * covariance
     if config.sigreg_weight:
         if directions is None:
             raise ValueError("StepConfig.sigreg_weight > 0 needs the step's SIGReg directions")
-        embeddings = context if config.sigreg_embedding == "context_tokens" else context.mean(dim=1)
+        embeddings = tokens if config.sigreg_embedding == "context_tokens" else pooled(context, valid)
         reg = reg + config.sigreg_weight * sigreg(embeddings, directions, knots)
     loss = pred_loss + reg
     grad_norm = backward_and_step(loss, optimizer, config.grad_clip)

@@ -139,11 +139,16 @@ def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
 
 
 def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, scale_at: TargetScaleSchedule, grid: tuple[int, int],
-                   step: int, global_batch: int, rank: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+                   step: int, global_batch: int, rank: int,
+                   device: torch.device) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
     """This rank's slice of the global batch's masks, a pure function of (seed, step).
 
     The global batch is drawn at once, at the target scale ``scale_at(step)``, from a numpy
     generator seeded by ``(run.seed, step)``; rank ``r`` takes rows ``[r * b, (r + 1) * b)``.
+
+    Returns:
+        ``(context masks, target masks, context lengths)``; the lengths are None unless
+        ``mask.context_trim`` is ``none`` (then the context rows are padded).
     """
     rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])  # the tag spells "mask"
     law = config_at(mask_cfg, scale_at, step)
@@ -156,7 +161,9 @@ def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, scale_at: TargetScale
         [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
         for masks in (batch.context, batch.targets)
     )
-    return context, targets
+    lengths = None if batch.context_lengths is None else [
+        torch.from_numpy(np.ascontiguousarray(n[lo:hi])).to(device, non_blocking=True) for n in batch.context_lengths]
+    return context, targets, lengths
 
 
 def directions_for_step(cfg: TrainConfig, step: int, dim: int, device: torch.device) -> Tensor:
@@ -378,10 +385,10 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                                      rows=(env.rank * cfg.data.batch_size, plan.global_batch))
                     result = lejepa_step(forward, optimizer, views, cast(Tensor, directions), knots, lejepa_cfg)
                 else:
-                    context_masks, target_masks = masks_for_step(cfg, mask_cfg, scale_at, grid, step,
-                                                                 plan.global_batch, env.rank, env.device)
+                    context_masks, target_masks, lengths = masks_for_step(cfg, mask_cfg, scale_at, grid, step,
+                                                                          plan.global_batch, env.rank, env.device)
                     result = train_step(model, optimizer, images, context_masks, target_masks, momentum, step_cfg,
-                                        directions, knots, forward=forward)
+                                        directions, knots, forward=forward, context_lengths=lengths)
                 loss = result.loss.detach()
                 if env.world_size > 1:
                     loss = loss.clone()

@@ -51,6 +51,7 @@ __all__ = [
     "VisionTransformer",
     "apply_masks",
     "as_mask_list",
+    "context_valid",
     "init_weights_",
     "repeat_interleave_batch",
     "rescale_residual_",
@@ -122,6 +123,20 @@ def apply_masks(x: torch.Tensor, masks: MaskArg) -> torch.Tensor:
     return out.view(M * B, K, D)  # (M*B, K, D)
 
 
+def context_valid(lengths: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+    """Which entries of padded masks are real: ``(M * B, K)`` booleans, mask-major like ``apply_masks``.
+
+    Args:
+        lengths: one ``(B,)`` integer tensor per mask: the real entries of each row (>= 1).
+        size: the padded length ``K``.
+
+    Returns:
+        ``valid[m * B + b, k] = k < lengths[m][b]``.
+    """
+    n = torch.cat(list(lengths)) if len(lengths) > 1 else lengths[0]  # (M*B,)
+    return torch.arange(size, device=n.device) < n[:, None]  # (M*B, K)
+
+
 def repeat_interleave_batch(x: torch.Tensor, batch: int, repeat: int) -> torch.Tensor:
     """Repeat each consecutive chunk of ``batch`` rows ``repeat`` times (the official helper).
 
@@ -157,7 +172,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, queries_from: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, queries_from: int | None = None,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """Attend over the tokens: ``(B, N, D) -> (B, N, D)``.
 
         Args:
@@ -165,6 +181,9 @@ class Attention(nn.Module):
             queries_from: if given, only tokens ``queries_from:`` ask queries (all ``N`` still give
                 keys and values) and the result is ``(B, N - queries_from, D)``: the same rows as
                 ``forward(x)[:, queries_from:]``, without computing the others.
+            valid: ``(B, N)`` booleans, False at padding: padded tokens give no keys or values, so
+                every other row equals its row computed without the padding. Each row *must* keep
+                at least one valid token. Padded rows still get (meaningless) outputs.
         """
         B, N, D = x.shape
         if queries_from is None:
@@ -179,7 +198,8 @@ class Attention(nn.Module):
             kv = F.linear(x, w[D:], None if b is None else b[D:])  # (B, N, 2D)
             kv = kv.view(B, N, 2, self.num_heads, self.head_dim)  # (B, N, 2, h, hd)
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, hd)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, Nq, hd)
+        keys = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N): which keys take part
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, h, Nq, hd)
         y = y.transpose(1, 2).reshape(B, nq, D)  # (B, Nq, D)
         out: torch.Tensor = self.proj(y)
         return out
@@ -221,17 +241,19 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, mlp_hidden_dim)
 
-    def forward(self, x: torch.Tensor, keep_from: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep_from: int | None = None,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, N, D) -> (B, N, D)``, or ``(B, N - keep_from, D)`` with ``keep_from``.
 
         ``keep_from`` returns only tokens ``keep_from:``, equal to ``forward(x)[:, keep_from:]``:
         every token still gives keys and values, but queries, the attention projection and the
         MLP run on the kept tokens only (a last block whose other outputs are discarded).
+        ``valid`` ``(B, N)`` marks padding (False) that no other token attends to (see ``Attention``).
         """
         if keep_from is None:
-            x = x + self.attn(self.norm1(x))
+            x = x + self.attn(self.norm1(x), valid=valid)
         else:
-            x = x[:, keep_from:] + self.attn(self.norm1(x), queries_from=keep_from)  # (B, N-keep_from, D)
+            x = x[:, keep_from:] + self.attn(self.norm1(x), queries_from=keep_from, valid=valid)  # (B, N-keep_from, D)
         out: torch.Tensor = x + self.mlp(self.norm2(x))
         return out
 
@@ -387,13 +409,17 @@ class TransformerEncoder(nn.Module):
             self._other_positions[key] = emb.to(self.pos_embed.device, self.pos_embed.dtype)
         return self._other_positions[key]
 
-    def forward(self, x: torch.Tensor, masks: MaskArg | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: MaskArg | None = None,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """Encode, keeping only the tokens each mask names (positions are added before masking).
 
         Args:
             x: raw inputs for the front end (images ``(B, C, H, W)``, any multiple of the patch; sequences
                 ``(B, T, F)``).
             masks: None for all ``N`` tokens, or ``M`` index tensors ``(B, K)``.
+            valid: with ``masks``, ``(M * B, K)`` booleans, False where a row is padding
+                (``context_valid``): padding takes no part in attention, so each row's valid tokens
+                equal those of the row encoded alone, unpadded. Padded outputs are meaningless.
 
         Returns:
             ``(B, N, D)`` without masks, else ``(M * B, K, D)`` mask-major.
@@ -401,8 +427,10 @@ class TransformerEncoder(nn.Module):
         x = self.patch_embed(x) + self.positions(self.patch_embed.grid_of(x))  # (B, N, D)
         if masks is not None:
             x = apply_masks(x, masks)  # (M*B, K, D)
+        if valid is not None and valid.shape != x.shape[:2]:
+            raise ValueError(f"valid has shape {tuple(valid.shape)} but the masked tokens are {tuple(x.shape[:2])}")
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, valid=valid)
         out: torch.Tensor = self.norm(x)
         return out
 
