@@ -111,6 +111,36 @@ def objective_problems(draw: st.DrawFn, min_blocks: int = 0, max_blocks: int = 3
     return ObjectiveProblem(tokens, context, blocks, seed)
 
 
+@dataclass(frozen=True)
+class PaddedContextProblem:
+    """An objective problem whose contexts differ in length: ``problem.context_indices`` is ``(B, Kmax)``
+    and row ``b``'s context is its first ``lengths[b]`` entries; the rest is padding of any valid index."""
+
+    problem: ObjectiveProblem
+    lengths: IndexArray  # (B,), 1 <= lengths[b] <= Kmax, not all equal to Kmax
+
+
+@st.composite
+def padded_context_problems(draw: st.DrawFn) -> PaddedContextProblem:
+    """Two or three samples whose contexts have unequal lengths, padded with drawn (not repeated) indices,
+    so that a backend reading the padding sees other tokens; target blocks as in :func:`objective_problems`."""
+    batch = draw(st.integers(2, 3))
+    num_tokens = draw(st.integers(2, 9))
+    input_dim = draw(st.integers(1, 4))
+    tokens = draw(float_arrays((batch, num_tokens, input_dim), bound=3.0))
+    kmax = draw(st.integers(2, num_tokens + 2))
+    lengths = np.array([draw(st.integers(1, kmax)) for _ in range(batch)], dtype=np.int64)
+    lengths[draw(st.integers(0, batch - 1))] = draw(st.integers(1, kmax - 1))  # at least one padded row
+    context = draw(index_block(batch, num_tokens, repeats=True, length=min(kmax, num_tokens)))
+    if kmax > num_tokens:  # rows longer than the grid: the extra entries repeat positions
+        context = np.concatenate([context, context[:, : kmax - num_tokens]], axis=1)
+    n_blocks = draw(st.integers(1, 3))
+    shared = draw(st.none() | st.integers(1, min(4, num_tokens)))
+    blocks = [draw(index_block(batch, num_tokens, max_len=4, repeats=True, length=shared)) for _ in range(n_blocks)]
+    seed = draw(st.integers(0, 2**16))
+    return PaddedContextProblem(ObjectiveProblem(tokens, context, blocks, seed), lengths)
+
+
 @st.composite
 def param_pairs(draw: st.DrawFn) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
     """Context and target parameter mappings with the same names and shapes, in any key order.

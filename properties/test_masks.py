@@ -79,6 +79,43 @@ def test_context_tensors_of_a_batch_share_one_length(mask_sampler: Any, problem:
 
 
 @settings(deadline=None)
+@given(problem=mask_problems(), batch=st.integers(1, 5), seed=mask_seeds)
+def test_whole_contexts_drop_no_patch(mask_sampler: Any, problem: MaskProblem, batch: int, seed: int) -> None:
+    """``context_trim="none"`` keeps every context patch: each row is its block minus the targets, padded.
+
+    Three checks per row: its first ``context_lengths`` entries are distinct, sorted and in range, and
+    the padding after them holds in-range indices; no patch inside the context's bounding box is
+    missing unless a target covers it (a dropped patch leaves such a hole); and the official cut
+    (``"batch_min"``) of the same seed keeps, in every row, a subset of that row's whole context, of
+    the batch's shortest length. The trim is applied after the draw, so both see the same blocks.
+    """
+    grid = problem.grid
+    whole_cfg = dataclasses.replace(accepted_config(mask_sampler, problem), context_trim="none")
+    whole = mask_sampler.sample_masks(grid, whole_cfg, seed, batch)
+    cut = mask_sampler.sample_masks(grid, dataclasses.replace(whole_cfg, context_trim="batch_min"), seed, batch)
+    assert whole.context_lengths is not None, "context_trim='none' returned no context_lengths"
+    assert cut.context_lengths is None, "context_trim='batch_min' returned context_lengths (its rows are full)"
+    n_patches, width = grid[0] * grid[1], grid[1]
+    shortest = min(int(n.min()) for n in whole.context_lengths)
+    for i, (ctx, lengths) in enumerate(zip(whole.context, whole.context_lengths, strict=True)):
+        assert lengths.shape == (batch,) and ctx.shape[1] == int(max(n.max() for n in whole.context_lengths))
+        assert cut.context[i].shape[1] == shortest, f"batch_min length {cut.context[i].shape[1]} != {shortest}"
+        for b in range(batch):
+            k = int(lengths[b])
+            real, pad = ctx[b, :k], ctx[b, k:]
+            where = f"context {i}, row {b} (grid {grid}, seed {seed}, length {k})"
+            assert k >= whole_cfg.min_keep and np.all(np.diff(real) > 0), f"{where}: {real}"
+            assert real.min() >= 0 and ctx[b].max() < n_patches and pad.min(initial=0) >= 0, f"{where}: out of range"
+            rows, cols = real // width, real % width
+            box = {r * width + c for r in range(rows.min(), rows.max() + 1) for c in range(cols.min(), cols.max() + 1)}
+            covered = set(np.concatenate([t[b] for t in whole.targets]).tolist())
+            missing = box - covered - set(real.tolist())
+            assert not missing, f"{where}: patches {sorted(missing)} of the context's box were dropped"
+            dropped = set(cut.context[i][b].tolist()) - set(real.tolist())
+            assert not dropped, f"{where}: the batch_min cut keeps {sorted(dropped)}, outside the whole context"
+
+
+@settings(deadline=None)
 @given(problem=exact_problems(boundary=True), batch=st.integers(1, 4), seed=mask_seeds)
 def test_min_keep_boundary_is_accepted_and_honoured(mask_sampler: Any, problem: MaskProblem, batch: int,
                                                     seed: int) -> None:

@@ -17,7 +17,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from .assertions import assert_array_close, assert_close, oracle_block_loss, oracle_layer_norm
-from .strategies import FloatArray, IndexArray, ObjectiveProblem, float_arrays, loss_kinds, objective_problems
+from .strategies import (
+    FloatArray,
+    IndexArray,
+    ObjectiveProblem,
+    PaddedContextProblem,
+    float_arrays,
+    loss_kinds,
+    objective_problems,
+    padded_context_problems,
+)
 
 reductions = st.sampled_from(["sum", "mean"])
 
@@ -33,18 +42,22 @@ class Parts:
     predictions: list[FloatArray]
 
 
+def _lengths(backend: Any, lengths: IndexArray | None) -> dict[str, Any]:
+    return {} if lengths is None else {"context_lengths": backend.asarray(lengths)}
+
+
 def _objective(backend: Any, tokens: FloatArray, context_indices: IndexArray, target_blocks: list[IndexArray],
-               seed: int, kind: str, reduction: str = "sum") -> float:
+               seed: int, kind: str, reduction: str = "sum", lengths: IndexArray | None = None) -> float:
     return float(backend.objective(
         backend.asarray(tokens), backend.asarray(context_indices), [backend.asarray(b) for b in target_blocks],
-        seed, kind, reduction,
+        seed, kind, reduction, **_lengths(backend, lengths),
     ))
 
 
 def _parts(backend: Any, tokens: FloatArray, context_indices: IndexArray, target_blocks: list[IndexArray],
-           seed: int) -> Parts:
+           seed: int, lengths: IndexArray | None = None) -> Parts:
     out = backend.objective_parts(backend.asarray(tokens), backend.asarray(context_indices),
-                                  [backend.asarray(b) for b in target_blocks], seed)
+                                  [backend.asarray(b) for b in target_blocks], seed, **_lengths(backend, lengths))
     raw = [out.context, out.target_tokens, out.targets, *out.predictions]
     arrays = [backend.to_numpy(a) for a in raw]
     for name, a in zip(["context", "target_tokens", "targets"] + [f"prediction {i}" for i in range(len(target_blocks))],
@@ -179,3 +192,32 @@ def test_each_prediction_depends_on_its_block_alone(backend: Any, p: ObjectivePr
     alone = _parts(backend, p.tokens, p.context_indices, [p.target_blocks[i]], p.seed)
     assert_array_close(together.predictions[i], alone.predictions[0], f"prediction of block {i} among others",
                        tol=TIGHT)
+
+
+# --- whole contexts: padding changes nothing ------------------------------------
+
+
+@given(r=padded_context_problems(), kind=loss_kinds)
+def test_padded_contexts_equal_each_sample_alone(backend: Any, r: PaddedContextProblem, kind: str) -> None:
+    """Contexts of unequal length padded into one batch (``context_lengths``) give each sample exactly
+    what it gets alone, unpadded: its context tokens, every prediction, and the summed loss.
+
+    This is what ``mask.context_trim: none`` rests on: no context patch is dropped to stack a batch,
+    and the padding that replaces the cut is invisible. Drawn padding holds other tokens' positions,
+    so a backend that lets padded entries into attention or pooling changes the predictions.
+    """
+    p, n = r.problem, r.lengths
+    whole = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, lengths=n)
+    total = _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, "sum", lengths=n)
+    alone_total = 0.0
+    for b, k in enumerate(n):
+        rows = [blk[b : b + 1] for blk in p.target_blocks]
+        alone = _parts(backend, p.tokens[b : b + 1], p.context_indices[b : b + 1, :k], rows, p.seed)
+        where = f"sample {b} of {len(n)}, context length {k} of {p.context_indices.shape[1]} (lengths {n.tolist()})"
+        assert_array_close(whole.context[b, :k], alone.context[0], f"context tokens, {where}", TIGHT)
+        for i, (got, want) in enumerate(zip(whole.predictions, alone.predictions, strict=True)):
+            assert_array_close(got[b], want[0], f"prediction of block {i}, {where}", TIGHT)
+        alone_total += _objective(backend, p.tokens[b : b + 1], p.context_indices[b : b + 1, :k], rows, p.seed,
+                                  kind, "sum")
+    assert_close(total, alone_total, f"summed loss of the padded batch vs its samples alone (lengths {n.tolist()})",
+                 rel=TIGHT)

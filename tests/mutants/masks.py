@@ -194,6 +194,22 @@ class ContextsTrimmedPerSlot(_MaskMutant):
         return _patched(_trim=_trim_per_slot)
 
 
+def _pad_after_random_cut(masks_: list[Any]) -> tuple[list[Any], list[Any]]:
+    out, lengths = masks._pad(masks_)
+    keep = [np.maximum(n - 1, 1) for n in lengths]  # each whole context loses one patch
+    return out, keep
+
+
+@mutant("mask_sampler", "test_whole_contexts_drop_no_patch")
+class WholeContextsLoseAPatch(_MaskMutant):
+    """``context_trim="none"`` reports each row one patch shorter than its whole context."""
+
+    name = "mutant: whole contexts lose a patch"
+
+    def sampler(self) -> Any:
+        return _patched(_pad=_pad_after_random_cut)
+
+
 def _unseeded(grid: Grid, config: MaskConfig, rng: Any, batch_size: int) -> MaskBatch:
     return masks.sample_masks(grid, config, np.random.default_rng(), batch_size)  # the seed is ignored
 

@@ -30,12 +30,12 @@ class PredictorSeesAllBlocks(ReferenceBackend):
     name = "mutant: predictor sees all blocks"
 
     def objective(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Any = None) -> float:
         model = ReferenceModel.init(seed, tokens.shape[1], tokens.shape[2])
         context = model.encode(tokens, context_indices)
         targets = model.encode_target(tokens)
         shared = sum((model.queries[b].mean(axis=1, keepdims=True) for b in target_blocks), np.zeros(1))
-        predictions = [model.predict(context, b) + shared for b in target_blocks]
+        predictions = [model.predict(context, b, context_lengths) + shared for b in target_blocks]
         return jepa_loss_blocks(predictions, targets, target_blocks, kind, reduction)
 
 
@@ -46,8 +46,8 @@ class ObjectiveIgnoresLossKind(ReferenceBackend):
     name = "mutant: objective ignores the loss kind"
 
     def objective(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
-        return super().objective(tokens, context_indices, target_blocks, seed, "smooth_l1", reduction)
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Any = None) -> float:
+        return super().objective(tokens, context_indices, target_blocks, seed, "smooth_l1", reduction, context_lengths)
 
 
 @mutant("objective", "test_targets_are_the_layer_normed_target_tokens")
@@ -57,8 +57,8 @@ class ObjectiveForgetsLayerNorm(ReferenceBackend):
     name = "mutant: targets not layer-normed"
 
     def objective_parts(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
-                        seed: int) -> ObjectiveParts:
-        parts = super().objective_parts(tokens, context_indices, target_blocks, seed)
+                        seed: int, context_lengths: Any = None) -> ObjectiveParts:
+        parts = super().objective_parts(tokens, context_indices, target_blocks, seed, context_lengths)
         return ObjectiveParts(parts.context, parts.target_tokens, parts.target_tokens, parts.predictions)
 
 
@@ -70,8 +70,8 @@ class MeanWithoutTheBatch(ReferenceBackend):
     name = "mutant: mean normalised without the batch"
 
     def objective(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
-        parts = self.objective_parts(tokens, context_indices, target_blocks, seed)
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Any = None) -> float:
+        parts = self.objective_parts(tokens, context_indices, target_blocks, seed, context_lengths)
         total = jepa_loss_blocks(parts.predictions, parts.targets, target_blocks, kind, "sum")
         if reduction == "sum":
             return total
@@ -86,8 +86,8 @@ class MeanWithoutTheFeatures(ReferenceBackend):
     name = "mutant: mean normalised without D"
 
     def objective(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
-        total = super().objective(tokens, context_indices, target_blocks, seed, kind, "sum")
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Any = None) -> float:
+        total = super().objective(tokens, context_indices, target_blocks, seed, kind, "sum", context_lengths)
         count = sum(int(b.size) for b in target_blocks)
         return total if reduction == "sum" else (total / count if count else 0.0)
 
@@ -121,12 +121,12 @@ class ObjectiveInFloat32(TorchBackend):
         return super().model(seed, num_tokens, input_dim).float()
 
     def objective(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                  seed: int, kind: LossKind, reduction: Reduction) -> float:
-        return super().objective(tokens.float(), context_indices, target_blocks, seed, kind, reduction)
+                  seed: int, kind: LossKind, reduction: Reduction, context_lengths: Any = None) -> float:
+        return super().objective(tokens.float(), context_indices, target_blocks, seed, kind, reduction, context_lengths)
 
     def objective_parts(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                        seed: int) -> ObjectiveParts:
-        parts = super().objective_parts(tokens.float(), context_indices, target_blocks, seed)
+                        seed: int, context_lengths: Any = None) -> ObjectiveParts:
+        parts = super().objective_parts(tokens.float(), context_indices, target_blocks, seed, context_lengths)
         return ObjectiveParts(parts.context.double(), parts.target_tokens.double(), parts.targets.double(),
                               [p.double() for p in parts.predictions])
 
@@ -161,8 +161,9 @@ class PartsInGroupOrder(TorchBackend):
     name = "mutant: parts in group order"
 
     def objective_parts(self, tokens: Tensor, context_indices: Tensor, target_blocks: Sequence[Tensor],
-                        seed: int) -> ObjectiveParts:
-        model, groups, _, context, members = self._forward(tokens, context_indices, target_blocks, seed)
+                        seed: int, context_lengths: Any = None) -> ObjectiveParts:
+        model, groups, _, context, members = self._forward(tokens, context_indices, target_blocks, seed,
+                                                           context_lengths)
         predictions = [chunk for group, idx in zip(groups, members, strict=True) for chunk in group.chunk(len(idx))]
         with torch.no_grad():
             raw = model.target_encoder(tokens)
@@ -189,3 +190,33 @@ class TrainingTargetsBatchMajor(TorchBackend):
         model = super().model(seed, num_tokens, input_dim)
         model.__class__ = _TargetsBatchMajor
         return model
+
+
+class _PaddingAttended(JEPA):
+    def forward(self, x: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
+                context_valid: Tensor | None = None) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        return super().forward(x, context_masks, target_masks)  # the padding mask is dropped
+
+
+@mutant("objective", "test_padded_contexts_equal_each_sample_alone")
+class TorchPaddingAttended(TorchBackend):
+    """Whole contexts padded into one batch, but the padding is not masked out of attention: every token
+    of a padded row also attends to the padding's tokens."""
+
+    name = "mutant: torch padding attended"
+
+    def model(self, seed: int, num_tokens: int, input_dim: int) -> JEPA:
+        model = super().model(seed, num_tokens, input_dim)
+        model.__class__ = _PaddingAttended
+        return model
+
+
+@mutant("objective", "test_padded_contexts_equal_each_sample_alone")
+class PaddingPooled(ReferenceBackend):
+    """The reference predictor pools the padded context rows whole, padding included."""
+
+    name = "mutant: padding pooled"
+
+    def objective_parts(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
+                        seed: int, context_lengths: Any = None) -> ObjectiveParts:
+        return super().objective_parts(tokens, context_indices, target_blocks, seed)
