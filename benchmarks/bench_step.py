@@ -1,52 +1,82 @@
-"""Throughput of one JEPA training step, read against the machine's own matmul ceiling.
+"""One JEPA training step, ours against the official I-JEPA step, timed side by side in one process.
 
-    python benchmarks/bench_step.py                       # CPU: tiny and small, eager and compiled, 2 threads, fp32
-    python benchmarks/bench_step.py --modes eager         # skip torch.compile (about 1-3 min of compiling per config)
-    python benchmarks/bench_step.py --config base224 --device cuda   # CUDA bf16, ViT-B/16, batch 128
+    python benchmarks/bench_step.py --official ~/src/ijepa              # CPU: tiny and small, official vs ours eager
+    python benchmarks/bench_step.py --official ~/src/ijepa --modes eager,compiled
+    python benchmarks/bench_step.py --official ~/src/ijepa --config base224 --device cuda   # ViT-B/16, batch 128, bf16
+    python benchmarks/bench_step.py --config huge14 --device cuda --modes eager  # ViT-H/14 batch 32: time and memory
+    python benchmarks/bench_step.py                                     # ours alone, against the matmul ceiling
 
-For each configuration and mode it prints the median time of the timed steps (after warm-up),
-images/s, the step's FLOPs (forward + backward of all three networks, counted by
-``torch.utils.flop_counter`` on the eager step), the achieved FLOP/s, and that as a fraction of a
-large square matmul measured in the same run (fp32 on the CPU, bf16 on CUDA). On CUDA it also
-reports model FLOP utilisation against the card's nominal dense bf16 peak. Masks are drawn once,
-by seed, with the official-compatible sampler (the official step's mask sizes), and reused for
-every step.
+``--official PATH`` names a checkout of facebookresearch/ijepa. Nothing of it is copied here: its
+modules are imported from PATH (``src.helper.init_model`` and ``init_opt``, ``src.models``, ``src.masks.utils.apply_masks``,
+``src.utils.tensors.repeat_interleave_batch``, ``src.utils.distributed.AllReduce``,
+``src.utils.logging.grad_logger``), and :class:`OfficialStep` calls them in the order of the
+``train_step`` closure of its ``src/train.py`` (a closure cannot be imported): both schedulers' ``step``,
+the target branch under ``no_grad`` (layer norm, ``apply_masks``, ``repeat_interleave_batch``), the
+context encoder and predictor, smooth-L1 through ``AllReduce``, backward (through its ``GradScaler``
+on CUDA, as the official bf16 path does), ``optimizer.step``, ``grad_logger``, ``zero_grad``, the
+parameter-by-parameter EMA, ``float(loss)``.
 
-The machine may be shared, so the modes of one configuration are timed in alternating rounds
-(eager, compiled, eager, ...) and the ceiling is sampled between rounds; the ceiling reported is
-the best sample (load only lowers it), the step time the median (load raises it), so a busy
-machine makes the fraction look worse, never better. The load average is printed at both ends.
+Same work on both sides:
 
-``compiled`` is ``jepa_torch.step.compile_model`` (inductor). Before timing it, the compiled
-encoder, target encoder and predictor are checked against the eager ones on the benchmark's own
-inputs (max |difference| <= 1e-5, fp32); its FLOPs are those counted on the eager step, which
-performs the same matmuls.
+- **model**: the official ``init_model`` builds the encoder and predictor; ours loads their state
+  dicts strictly, so both start from the same weights;
+- **masks**: the official collator's law (4 targets of scale 0.15-0.2, aspect 0.75-1.5, one context
+  of scale 0.85-1, ``min_keep`` 10, its defects included) drawn by our
+  ``MaskConfig.official_compatible`` sampler, ``--mask-draws`` batches; round ``r`` feeds draw
+  ``r mod draws`` to both steps. Not the official ``MaskCollator`` itself: at these small grids it
+  loops without end on some draws (seed 3 of the tiny grid, 8 x 8, logged "Valid mask not found"
+  over 50,000 times before it was stopped), which would stall the benchmark;
+- **optimiser**: AdamW at a constant learning rate and weight decay, EMA momentum 0.996; the
+  official ``init_opt`` on its side (torch's default AdamW), ``jepa_torch.optim.make_optimizer`` on ours;
+- **threads, torch build, precision**: one process, ``--threads`` intra-op threads (CPU, fp32) or
+  bf16 autocast (CUDA) for both.
+
+Before timing, one step of each from the same state on the same batch must give the same loss
+(within 1e-5 relative) and the same context-encoder weights afterwards (the check prints both
+differences); otherwise nothing is timed.
+
+Rounds alternate (official, ours, ...; the order reversed every other round) so that both see the
+same machine; the ratio is computed per round (the official round's median over ours), and its
+median and range over the rounds are printed. The fp32 (CPU) or bf16 (CUDA) matmul ceiling is sampled
+between rounds; the best sample is the reference. ``compiled`` is ``jepa_torch.step.compile_model``
+(inductor), checked against eager (max |difference| <= 1e-5) before it is timed. On CUDA the peak
+memory of each mode and the model FLOP utilisation against the card's nominal dense bf16 peak are
+printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
+import logging
 import os
+import warnings
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import cast
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jepa_core.masks import MaskConfig, sample_masks  # noqa: E402
-from jepa_torch.models import build_image_jepa  # noqa: E402
-from jepa_torch.optim import make_optimizer  # noqa: E402
-from jepa_torch.models import JEPA  # noqa: E402
+from jepa_core.masks import ContextTrim, MaskConfig, sample_masks  # noqa: E402
+from jepa_torch.checkpoint import load_strict  # noqa: E402
+from jepa_torch.models import JEPA, build_image_jepa  # noqa: E402
+from jepa_torch.optim import apply_schedules, make_optimizer  # noqa: E402
 from jepa_torch.step import StepConfig, compile_model, train_step  # noqa: E402
+
+LR, WD, MOMENTUM = 1e-4, 0.04, 0.996
 
 
 @dataclass(frozen=True)
@@ -57,19 +87,20 @@ class BenchConfig:
     batch: int
     pred_depth: int
     pred_width: int
-    official_gflop: float | None = None  # the official step's FLOPs on this machine
-    official_ms: tuple[float, float] | None = None  # the official step's time range on this machine
 
 
 CONFIGS = {
-    "tiny": BenchConfig("vit_tiny", 64, 8, 32, 6, 96, 44.0, (520.0, 690.0)),
-    "small": BenchConfig("vit_small", 96, 8, 16, 6, 192, 265.0, (2100.0, 2200.0)),
+    "tiny": BenchConfig("vit_tiny", 64, 8, 32, 6, 96),
+    "small": BenchConfig("vit_small", 96, 8, 16, 6, 192),
     "base224": BenchConfig("vit_base", 224, 16, 128, 6, 384),
+    "huge14": BenchConfig("vit_huge", 224, 14, 32, 12, 384),
 }
 
 # Nominal dense bf16 tensor-core peaks (TFLOP/s) by device-name fragment.
 NOMINAL_BF16_TFLOPS = {"H200": 989.4, "H100 80GB HBM3": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0,
                        "H100": 989.4, "A100": 312.0}
+
+Masks = tuple[list[Tensor], ...]  # (context masks, target masks[, context lengths])
 
 
 def _sync(device: torch.device) -> None:
@@ -113,161 +144,352 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _time_rounds(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int, steps: int,
-                 ceiling: Ceiling, per_round: int = 2) -> dict[str, list[float]]:
-    """Time each function ``steps`` times, in alternating rounds of ``per_round``, sampling the ceiling."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    _sync(device)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    while any(len(v) < steps for v in times.values()):
-        for name, fn in fns.items():
-            for _ in range(min(per_round, steps - len(times[name]))):
-                t0 = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
-        ceiling.sample(repeats=1)
-    return times
+# --------------------------------------------------------------------------- the official side
 
 
-def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+def import_official(path: Path) -> dict[str, Any]:
+    """The official modules the step needs, imported from the checkout at ``path`` (one-line exit if not one)."""
+    if not (path / "src" / "helper.py").is_file() or not (path / "src" / "models" / "vision_transformer.py").is_file():
+        raise SystemExit(f"--official {path}: not a checkout of facebookresearch/ijepa (no src/helper.py); "
+                         "give the folder that holds its src/")
+    if "src" in sys.modules:
+        raise SystemExit("--official: a package named 'src' is already imported; run the benchmark on its own")
+    sys.path.insert(0, str(path.resolve()))
+    try:
+        mods: dict[str, ModuleType] = {name: importlib.import_module(f"src.{name}") for name in
+                                       ("helper", "masks.utils", "utils.tensors",
+                                        "utils.distributed", "utils.logging")}
+    except ImportError as exc:
+        raise SystemExit(f"--official {path}: its modules do not import ({exc}); check the checkout") from None
+    finally:
+        sys.path.pop(0)
+    logging.getLogger().setLevel(logging.WARNING)  # its init_model logs each module's repr at INFO
+    return {
+        "init_model": mods["helper"].init_model,
+        "init_opt": mods["helper"].init_opt,
+        "apply_masks": mods["masks.utils"].apply_masks,
+        "repeat_interleave_batch": mods["utils.tensors"].repeat_interleave_batch,
+        "AllReduce": mods["utils.distributed"].AllReduce,
+        "grad_logger": mods["utils.logging"].grad_logger,
+    }
+
+
+class OfficialStep:
+    """The official ``train_step`` closure's sequence of calls, on the official modules and helpers."""
+
+    def __init__(self, official: dict[str, Any], encoder: nn.Module, predictor: nn.Module, device: torch.device,
+                 images: Tensor, draws: list[Masks]) -> None:
+        self.o = official
+        self.encoder, self.predictor = encoder, predictor
+        self.target_encoder = copy.deepcopy(encoder)
+        for p in self.target_encoder.parameters():
+            p.requires_grad = False
+        self.bf16 = device.type == "cuda"
+        self.optimizer, self.scaler, self.scheduler, self.wd_scheduler = official["init_opt"](
+            encoder, predictor, iterations_per_epoch=10**6, start_lr=LR, ref_lr=LR, warmup=0, num_epochs=1,
+            wd=WD, final_wd=WD, final_lr=LR, use_bfloat16=self.bf16, ipe_scale=1.0)
+        self.images, self.draws, self.draw = images, draws, 0
+
+    def __call__(self) -> float:
+        imgs, (masks_enc, masks_pred) = self.images, self.draws[self.draw]
+        o = self.o
+        self.scheduler.step()
+        self.wd_scheduler.step()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.no_grad():
+                h = self.target_encoder(imgs)
+                h = F.layer_norm(h, (h.size(-1),))
+                batch = len(h)
+                h = o["apply_masks"](h, masks_pred)
+                h = o["repeat_interleave_batch"](h, batch, repeat=len(masks_enc))
+            z = self.encoder(imgs, masks_enc)
+            z = self.predictor(z, masks_enc, masks_pred)
+            loss = o["AllReduce"].apply(F.smooth_l1_loss(z, h))
+        if self.bf16:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        o["grad_logger"](self.encoder.named_parameters())
+        self.optimizer.zero_grad()
+        with torch.no_grad():
+            m = MOMENTUM
+            for param_q, param_k in zip(self.encoder.parameters(), self.target_encoder.parameters()):
+                param_k.data.mul_(m).add_((1.0 - m) * param_q.detach().data)
+        with warnings.catch_warnings():  # float() of a tensor that requires grad, as the official code does
+            warnings.simplefilter("ignore", UserWarning)
+            return float(loss)
+
+
+def draw_masks(cfg: BenchConfig, batch: int, draws: int, seed: int, device: torch.device,
+               trim: ContextTrim = "batch_min") -> list[Masks]:
+    """``draws`` batches of masks from the official collator's law, drawn by ``MaskConfig.official_compatible``.
+
+    ``trim="none"`` draws the same blocks (same seeds) and keeps whole contexts: ``(context, targets, lengths)``.
+    """
+    grid = (cfg.img_size // cfg.patch_size,) * 2
+    law = MaskConfig.official_compatible(context_trim=trim)
+    out: list[Masks] = []
+    for d in range(draws):
+        mb = sample_masks(grid, law, np.random.default_rng([seed, d]), batch)
+        ctx = [torch.from_numpy(m).to(device) for m in mb.context]
+        tgt = [torch.from_numpy(m).to(device) for m in mb.targets]
+        out.append((ctx, tgt) if mb.context_lengths is None else
+                   (ctx, tgt, [torch.from_numpy(n).to(device) for n in mb.context_lengths]))
+    return out
+
+
+# --------------------------------------------------------------------------- our side
+
+
+class OurStep:
+    """``jepa_torch``'s step as the training loop runs it: schedules, ``train_step``, the loss read back."""
+
+    def __init__(self, model: JEPA, images: Tensor, draws: list[Masks]) -> None:
+        self.model = model
+        self.optimizer = make_optimizer([model.encoder, model.predictor], lr=LR, weight_decay=WD)
+        self.config = StepConfig()
+        self.images, self.draws, self.draw = images, draws, 0
+
+    def __call__(self) -> float:
+        apply_schedules(self.optimizer, LR, WD)
+        masks = self.draws[self.draw]
+        lengths = masks[2] if len(masks) > 2 else None
+        result = train_step(self.model, self.optimizer, self.images, masks[0], masks[1], MOMENTUM,
+                            self.config, context_lengths=lengths)
+        return float(result.loss)
+
+
+Step = OfficialStep | OurStep
+
+
+def _max_abs_diff(a: Tensor, b: Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
 
+def check_same_step(official: OfficialStep, ours: OurStep) -> dict[str, float]:
+    """One step of each, from copies of their current state, on their first batch: loss and weights must agree."""
+    a, b = copy.deepcopy(official), copy.deepcopy(ours)
+    a.draw = b.draw = 0
+    loss_a, loss_b = a(), b()
+    images = a.images
+    weights = max(_max_abs_diff(p, q) for p, q in zip(a.encoder.parameters(), b.model.encoder.parameters()))
+    out = {"official_loss": loss_a, "our_loss": loss_b, "loss_rel_diff": abs(loss_a - loss_b) / abs(loss_a),
+           "encoder_weights_max_diff": weights}
+    # bf16 on CUDA rounds differently in the two implementations; fp32 must agree tightly.
+    tol = 1e-5 if images.device.type == "cpu" else 2e-2
+    if not (out["loss_rel_diff"] <= tol and weights <= 10 * LR):
+        raise SystemExit(f"the two steps disagree on the same batch ({out}); not timing them")
+    return out
+
+
 @torch.no_grad()
-def _check_compiled(eager: JEPA, compiled: JEPA, images: torch.Tensor, context_masks: list[torch.Tensor],
-                    target_masks: list[torch.Tensor], tol: float) -> float:
-    """Max |compiled - eager| over the three networks' outputs on these inputs; raises above ``tol``."""
-    z_e = eager.encoder(images, context_masks)
-    z_c = compiled.encoder(images, context_masks)
+def check_compiled(eager: JEPA, compiled: JEPA, images: Tensor, masks: Masks, tol: float = 1e-5) -> float:
+    """Max |compiled - eager| over the three networks' outputs on these inputs; exits above ``tol``."""
+    ctx, tgt = masks
+    z_e = eager.encoder(images, ctx)
     diffs = {
-        "encoder": _max_abs_diff(z_e, z_c),
+        "encoder": _max_abs_diff(z_e, compiled.encoder(images, ctx)),
         "target_encoder": _max_abs_diff(eager.target_encoder(images), compiled.target_encoder(images)),
-        "predictor": _max_abs_diff(eager.predictor(z_e, context_masks, target_masks), compiled.predictor(z_e, context_masks, target_masks)),
+        "predictor": _max_abs_diff(eager.predictor(z_e, ctx, tgt), compiled.predictor(z_e, ctx, tgt)),
     }
     worst = max(diffs.values())
-    if not worst <= tol:
+    if not worst <= tol and images.device.type == "cpu":
         raise SystemExit(f"compiled forward differs from eager by {diffs} (> {tol}); not timing it")
     return worst
 
 
-def bench(name: str, cfg: BenchConfig, device: torch.device, warmup: int, steps: int,
-          modes: list[str], seed: int, ceiling: Ceiling) -> list[dict[str, object]]:
-    """Time the step of ``cfg`` in each mode (``eager``, ``compiled``), in alternating rounds."""
+# --------------------------------------------------------------------------- timing
+
+
+def count_flops(step: Step) -> float:
+    """FLOPs of one step on the first batch (forward and backward of the three networks), counted on a copy."""
+    s = copy.deepcopy(step)
+    s.draw = 0
+    counter = FlopCounterMode(display=False)
+    with counter:
+        s()
+    return float(counter.get_total_flops())
+
+
+def time_rounds(steps: dict[str, Step], device: torch.device, warmup: int, rounds: int, per_round: int,
+                ceiling: Ceiling) -> dict[str, list[list[float]]]:
+    """Seconds per step, ``times[mode][round]``; the order of the modes is reversed every other round, and
+    round ``r`` runs every mode on its batch ``r mod draws``."""
+    for step in steps.values():
+        step.draw = 0
+        for _ in range(warmup):
+            step()
+    _sync(device)
+    names = list(steps)
+    times: dict[str, list[list[float]]] = {k: [] for k in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            step = steps[name]
+            step.draw = r % len(step.draws)
+            ts = []
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                step()
+                _sync(device)
+                ts.append(time.perf_counter() - t0)
+            times[name].append(ts)
+        ceiling.sample(repeats=1)
+    return times
+
+
+def bench(name: str, cfg: BenchConfig, device: torch.device, ceiling: Ceiling, *, modes: Sequence[str] = ("eager",),
+          official: dict[str, Any] | None = None, warmup: int = 2, rounds: int = 8, per_round: int = 2,
+          mask_draws: int = 4, seed: int = 0, batch: int | None = None) -> list[dict[str, Any]]:
+    """Time the official step (when its modules are given) and ours in each mode, in alternating rounds.
+
+    Returns:
+        One row per mode (``official`` first), with the ratio to the official step per round when timed.
+    """
     torch.manual_seed(seed)
+    batch = batch or cfg.batch
+    steps: dict[str, Step] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    images = torch.randn(batch, 3, cfg.img_size, cfg.img_size, device=device)
+    masks = draw_masks(cfg, batch, mask_draws, seed, device)
+    if official is not None:
+        enc, pred = official["init_model"](device, cfg.patch_size, cfg.preset, cfg.img_size, cfg.pred_depth,
+                                           cfg.pred_width)
+        steps["official"] = OfficialStep(official, enc, pred, device, images, masks)
     encoder, predictor = build_image_jepa(cfg.preset, img_size=cfg.img_size, patch_size=cfg.patch_size,
                                           pred_depth=cfg.pred_depth, pred_emb_dim=cfg.pred_width)
+    if official is not None:
+        load_strict(encoder, enc.state_dict(), "official encoder")
+        load_strict(predictor, pred.state_dict(), "official predictor")
     base = JEPA(encoder, predictor).to(device)
-    grid = (cfg.img_size // cfg.patch_size,) * 2
-    masks = sample_masks(grid, MaskConfig.official_compatible(), seed, cfg.batch)
-    context_masks = [torch.from_numpy(m).to(device) for m in masks.context]
-    target_masks = [torch.from_numpy(m).to(device) for m in masks.targets]
-    images = torch.randn(cfg.batch, 3, cfg.img_size, cfg.img_size, device=device)
-    step_cfg = StepConfig()
-
-    def make_step(model: JEPA) -> Callable[[], object]:
-        opt = make_optimizer([model.encoder, model.predictor], lr=1e-4)
-        return lambda: train_step(model, opt, images, context_masks, target_masks, momentum=0.996, config=step_cfg)
-
-    fns: dict[str, Callable[[], object]] = {}
-    extra: dict[str, dict[str, object]] = {}
-    flops = 0.0
     for mode in modes:
         model = copy.deepcopy(base)  # every mode starts from the same weights
-        if mode == "eager":
-            fns[mode] = make_step(model)
-            counter = FlopCounterMode(display=False)
-            with counter:
-                fns[mode]()
-            flops = float(counter.get_total_flops())
-        else:
-            compile_model(model)
+        if mode == "whole":  # the same draws' blocks, every context kept whole
+            steps[mode] = OurStep(model, images, draw_masks(cfg, batch, mask_draws, seed, device, "none"))
+            continue
+        steps[mode] = OurStep(model, images, masks)
+        if mode == "compiled":
             t0 = time.perf_counter()
-            diff = _check_compiled(base, model, images, context_masks, target_masks, tol=1e-5)
-            fns[mode] = make_step(model)
-            fns[mode]()  # compiles the training graphs (forward + backward)
-            extra[mode] = {"compile_s": time.perf_counter() - t0, "max_abs_diff_vs_eager": diff}
-    if not flops:  # FLOPs always come from the eager step (the compiled one runs the same matmuls)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            make_step(copy.deepcopy(base))()
-        flops = float(counter.get_total_flops())
-    times = _time_rounds(fns, device, warmup, steps, ceiling)
+            compile_model(model)
+            extra[mode] = {"max_abs_diff_vs_eager": check_compiled(base, model, images, masks[0])}
+            for d in range(len(masks)):  # compile every mask length before the clock starts (guards hold the
+                steps[mode].draw = d       # module itself, so a copy would compile again)
+                steps[mode]()
+            extra[mode]["compile_s"] = time.perf_counter() - t0
+    if official is not None and "eager" in steps:
+        extra["agreement"] = check_same_step(steps["official"], steps["eager"])  # type: ignore[arg-type]
+    flops = {k: count_flops(s) for k, s in steps.items() if k != "compiled"}
+    if "compiled" in steps:  # the compiled step runs the eager step's matmuls
+        flops["compiled"] = flops["eager"] if "eager" in flops else count_flops(OurStep(base, images, masks))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = time_rounds(steps, device, warmup, rounds, per_round, ceiling)
     rows = []
-    for mode, ts in times.items():
-        median = statistics.median(ts)
-        row: dict[str, object] = {
-            "config": name, **asdict(cfg), "device": str(device), "mode": mode, "compile": mode != "eager",
-            "precision": "bf16" if device.type == "cuda" else "fp32",
-            "context_tokens": int(context_masks[0].shape[1]), "target_tokens": int(target_masks[0].shape[1]),
-            "median_ms": 1e3 * median, "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts),
-            "images_per_s": cfg.batch / median, "gflop_per_step": flops / 1e9,
-            "achieved_gflops": flops / median / 1e9, **extra.get(mode, {}),
+    for mode, per_round in times.items():
+        flat = [t for ts in per_round for t in ts]
+        median = statistics.median(flat)
+        row: dict[str, Any] = {
+            "config": name, **asdict(cfg), "batch": batch, "device": str(device), "mode": mode,
+            "precision": "bf16" if device.type == "cuda" else "fp32", "threads": torch.get_num_threads(),
+            "context_tokens": [int(m[0][0].shape[1]) if len(m) == 2 else float(m[2][0].float().mean())
+                               for m in steps[mode].draws],
+            "target_tokens": [int(m[1][0].shape[1]) for m in masks],
+            "median_ms": 1e3 * median, "min_ms": 1e3 * min(flat), "max_ms": 1e3 * max(flat),
+            "round_medians_ms": [1e3 * statistics.median(ts) for ts in per_round],
+            "images_per_s": batch / median, "gflop_per_step": flops[mode] / 1e9,
+            "achieved_gflops": flops[mode] / median / 1e9, **extra.get(mode, {}),
         }
-        if cfg.official_ms is not None:
-            row["official_ms"] = list(cfg.official_ms)
-            row["speedup_vs_official"] = [cfg.official_ms[0] / (1e3 * median), cfg.official_ms[1] / (1e3 * median)]
+        if "official" in times and mode != "official":
+            ratios = [statistics.median(o) / statistics.median(t) for o, t in zip(times["official"], per_round)]
+            row["speedup_vs_official"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
+                                          "rounds": ratios}
         rows.append(row)
+    if "agreement" in extra:
+        rows[0]["agreement"] = extra["agreement"]
+    if device.type == "cuda":
+        rows[0]["peak_memory_all_modes_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=[*CONFIGS, "cpu"], default="cpu", help="cpu = tiny and small")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (the official figures used 2)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per mode")
-    parser.add_argument("--modes", default="eager,compiled",
-                        help="comma-separated: eager, compiled (jepa_torch.step.compile_model)")
-    parser.add_argument("--compile", action="store_true", help="same as --modes compiled")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="also write the rows here")
-    args = parser.parse_args(argv)
-
-    modes = ["compiled"] if args.compile else [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in ("eager", "compiled") for m in modes):
-        parser.error(f"--modes {args.modes!r}: use eager, compiled or both, comma-separated")
-    device = torch.device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    names = ["tiny", "small"] if args.config == "cpu" else [args.config]
-    ceiling = Ceiling(device)
-    ceiling.sample(repeats=5)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{args.threads} threads'}), "
-          f"torch {torch.__version__}, load average {_load()} at start")
-    rows: list[dict[str, object]] = []
-    for name in names:
-        rows.extend(bench(name, CONFIGS[name], device, args.warmup, args.steps, modes, args.seed, ceiling))
-    ceiling.sample(repeats=5)
-    best = ceiling.best
-    print(f"matmul ceiling ({str(ceiling.dtype).removeprefix('torch.')}, {ceiling.n}^3): {best / 1e9:.1f} GFLOP/s "
-          f"(best of {len(ceiling.samples)} samples through the run; worst {min(ceiling.samples) / 1e9:.1f})")
+def _print(rows: Sequence[dict[str, Any]], device: torch.device, best: float) -> None:
     for row in rows:
         row["ceiling_gflops"] = best / 1e9
-        row["fraction_of_ceiling"] = row["achieved_gflops"] / (best / 1e9)  # type: ignore[operator]
+        row["fraction_of_ceiling"] = row["achieved_gflops"] / (best / 1e9)
         if device.type == "cuda":
             gpu = torch.cuda.get_device_name(device)
             peak = next((v for k, v in NOMINAL_BF16_TFLOPS.items() if k in gpu), None)
             if peak is not None:
                 row["nominal_peak_tflops"] = peak
-                row["mfu"] = row["achieved_gflops"] / (peak * 1e3)  # type: ignore[operator]
-        line = (f"{row['config']:6s} {row['mode']:8s} {row['preset']} img {row['img_size']} patch {row['patch_size']} "
+                row["mfu"] = row["achieved_gflops"] / (peak * 1e3)
+        if "agreement" in row:
+            a = row["agreement"]
+            print(f"{row['config']}: same batch, one step each: loss {a['official_loss']:.6f} (official) vs "
+                  f"{a['our_loss']:.6f} (ours), relative difference {a['loss_rel_diff']:.1e}; encoder weights "
+                  f"after the step differ by at most {a['encoder_weights_max_diff']:.1e}")
+        line = (f"{row['config']:7s} {row['mode']:8s} {row['preset']} img {row['img_size']} patch {row['patch_size']} "
                 f"batch {row['batch']} pred {row['pred_depth']}x{row['pred_width']}: {row['median_ms']:.1f} ms/step "
                 f"({row['min_ms']:.1f}-{row['max_ms']:.1f}), {row['images_per_s']:.1f} img/s, "
                 f"{row['gflop_per_step']:.1f} GFLOP/step, {row['achieved_gflops']:.1f} GFLOP/s = "
-                f"{100 * row['fraction_of_ceiling']:.0f}% of ceiling")  # type: ignore[operator]
-        speedup = row.get("speedup_vs_official")
-        if isinstance(speedup, list):
-            official = cast(list[float], row["official_ms"])
-            line += f"; official {official[0]:.0f}-{official[1]:.0f} ms -> {speedup[0]:.2f}-{speedup[1]:.2f}x"
+                f"{100 * row['fraction_of_ceiling']:.0f}% of ceiling")
+        if "speedup_vs_official" in row:
+            s = row["speedup_vs_official"]
+            line += f"; vs official {s['median']:.2f}x (rounds {s['min']:.2f}-{s['max']:.2f})"
         if "compile_s" in row:
             line += f"; compile {row['compile_s']:.0f} s, max |diff| vs eager {row['max_abs_diff_vs_eager']:.1e}"
         if "mfu" in row:
-            line += f"; MFU {100 * row['mfu']:.1f}% of {row['nominal_peak_tflops']} TFLOP/s"  # type: ignore[operator]
+            line += f"; MFU {100 * row['mfu']:.1f}% of {row['nominal_peak_tflops']} TFLOP/s"
         print(line, flush=True)
+        if "peak_memory_all_modes_gib" in row:
+            print(f"{row['config']}: peak CUDA memory over all modes {row['peak_memory_all_modes_gib']:.1f} GiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--official", type=Path, help="a checkout of facebookresearch/ijepa to time beside ours")
+    parser.add_argument("--config", choices=[*CONFIGS, "cpu"], default="cpu", help="cpu = tiny and small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="CPU intra-op threads, for both steps")
+    parser.add_argument("--batch", type=int, help="override the configuration's batch")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each mode")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds")
+    parser.add_argument("--per-round", type=int, default=2, help="timed steps of each mode per round")
+    parser.add_argument("--mask-draws", type=int, default=4, help="mask batches cycled through the rounds")
+    parser.add_argument("--modes", default="eager",
+                        help="ours, comma-separated: eager, compiled, whole (eager on whole contexts, context_trim none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.modes or any(m not in ("eager", "compiled", "whole") for m in args.modes):
+        parser.error(f"--modes {','.join(args.modes)!r}: use eager, compiled and/or whole, comma-separated")
+    for name in ("rounds", "per_round", "mask_draws", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible; use --device cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    official = import_official(args.official) if args.official is not None else None
+    names = ["tiny", "small"] if args.config == "cpu" else [args.config]
+    ceiling = Ceiling(device)
+    ceiling.sample(repeats=5)
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
+    print(f"device {device} ({what}), torch {torch.__version__}, load average {_load()} at start"
+          + (f", official code from {args.official}" if args.official else ""))
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        rows.extend(bench(name, CONFIGS[name], device, ceiling, modes=args.modes, official=official,
+                          warmup=args.warmup, rounds=args.rounds, per_round=args.per_round,
+                          mask_draws=args.mask_draws, seed=args.seed, batch=args.batch))
+    ceiling.sample(repeats=5)
+    best = ceiling.best
+    print(f"matmul ceiling ({str(ceiling.dtype).removeprefix('torch.')}, {ceiling.n}^3): {best / 1e9:.1f} GFLOP/s "
+          f"(best of {len(ceiling.samples)} samples through the run; worst {min(ceiling.samples) / 1e9:.1f})")
+    _print(rows, device, best)
     print(f"load average {_load()} at end")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
