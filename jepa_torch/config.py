@@ -342,6 +342,9 @@ class RunConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
         compile: ``torch.compile`` the networks.
+        activation_checkpointing: keep only each block's input of the context encoder and the
+            predictor for the backward and recompute the block there (less memory, about a third
+            more time; the same values and gradients).
         max_steps: stop after this many optimiser steps (None: the whole schedule).
         log_every: steps between log lines (CSV, TensorBoard, progress bar).
         checkpoint_every: steps between checkpoints (a last one is written at the end).
@@ -356,6 +359,7 @@ class RunConfig:
     device: Device = "auto"
     precision: Precision = "auto"
     compile: bool = False
+    activation_checkpointing: bool = False
     max_steps: int | None = None
     log_every: int = 10
     checkpoint_every: int = 200

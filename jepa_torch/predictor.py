@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pos_embed import sincos_pos_embed
-from .vit import LN_EPS, Block, MaskArg, as_mask_list, init_weights_, rescale_residual_
+from .vit import LN_EPS, Block, MaskArg, as_mask_list, init_weights_, rescale_residual_, run_block
 
 __all__ = ["Predictor"]
 
@@ -85,6 +85,7 @@ class Predictor(nn.Module):
         self.predictor_blocks = nn.ModuleList([Block(dp, num_heads, hidden, qkv_bias) for _ in range(depth)])
         self.predictor_norm = nn.LayerNorm(dp, eps=LN_EPS)
         self.predictor_proj = nn.Linear(dp, embed_dim)
+        self.recompute = False  # activation checkpointing per block (``run.activation_checkpointing``)
         nn.init.trunc_normal_(self.mask_token, std=init_std)
         init_weights_(self, init_std)
         if depth_rescale:
@@ -133,9 +134,12 @@ class Predictor(nn.Module):
                               valid.new_ones(mt, rows, kt)], dim=2).view(mt * rows, kc + kt)  # (Mt*Mx*B, Kc+Kt)
         blocks = list(self.predictor_blocks)
         for blk in blocks[:-1]:
-            z = blk(z, valid=keys)
+            z = run_block(blk, z, self.recompute, valid=keys)
         # Only the target rows leave the predictor: the last block computes just those.
-        z = blocks[-1](z, keep_from=kc, valid=keys) if blocks else z[:, kc:]  # (Mt*Mx*B, Kt, Dp)
+        if blocks:
+            z = run_block(blocks[-1], z, self.recompute, keep_from=kc, valid=keys)
+        else:
+            z = z[:, kc:]  # (Mt*Mx*B, Kt, Dp)
         z = self.predictor_norm(z)  # (Mt*Mx*B, Kt, Dp)
         out: torch.Tensor = self.predictor_proj(z)  # (Mt*Mx*B, Kt, D)
         return out

@@ -336,6 +336,10 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                 "run (run.resume=never, or another run.out_dir)")
         start = state.step
         set_rng_state(state.rng)
+    if cfg.run.activation_checkpointing:
+        model.encoder.recompute = True
+        if isinstance(model, JEPA):
+            model.predictor.recompute = True
     if cfg.run.compile:
         if isinstance(model, LeJEPA):
             model.encoder.compile()

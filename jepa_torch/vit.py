@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .pos_embed import sincos_pos_embed
 
@@ -55,6 +56,7 @@ __all__ = [
     "init_weights_",
     "repeat_interleave_batch",
     "rescale_residual_",
+    "run_block",
 ]
 
 LN_EPS = 1e-6
@@ -258,6 +260,20 @@ class Block(nn.Module):
         return out
 
 
+def run_block(block: nn.Module, x: torch.Tensor, recompute: bool, keep_from: int | None = None,
+              valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``block(x, keep_from, valid)``; with ``recompute`` (and autograd recording) under activation checkpointing.
+
+    Checkpointing keeps only the block's input for the backward and runs the block again there: the
+    same values and gradients, less memory, about one more forward of the block in time.
+    """
+    if recompute and torch.is_grad_enabled():
+        out: torch.Tensor = checkpoint(block, x, keep_from, valid, use_reentrant=False)
+        return out
+    result: torch.Tensor = block(x, keep_from, valid)
+    return result
+
+
 def init_weights_(module: nn.Module, std: float = 0.02) -> None:
     """Official per-layer init, in place: trunc-normal Linear/Conv2d weights, zero biases, unit LayerNorms.
 
@@ -394,6 +410,7 @@ class TransformerEncoder(nn.Module):
         hidden = _hidden(dim, mlp_ratio, mlp_hidden_dim)
         self.blocks = nn.ModuleList([Block(dim, num_heads, hidden, qkv_bias) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.recompute = False  # activation checkpointing per block (``run.activation_checkpointing``)
         init_weights_(self, init_std)
         if depth_rescale:
             rescale_residual_(self.blocks)
@@ -430,7 +447,7 @@ class TransformerEncoder(nn.Module):
         if valid is not None and valid.shape != x.shape[:2]:
             raise ValueError(f"valid has shape {tuple(valid.shape)} but the masked tokens are {tuple(x.shape[:2])}")
         for blk in self.blocks:
-            x = blk(x, valid=valid)
+            x = run_block(blk, x, self.recompute, valid=valid)
         out: torch.Tensor = self.norm(x)
         return out
 
