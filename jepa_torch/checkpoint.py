@@ -34,6 +34,7 @@ from .vit import TransformerEncoder
 
 __all__ = [
     "OFFICIAL_MODEL_KEYS",
+    "OFFICIAL_PREFIX",
     "CheckpointError",
     "CheckpointWriteError",
     "UnreadableCheckpoint",
@@ -47,6 +48,7 @@ __all__ = [
     "read_official",
     "save_official",
     "strip_prefixes",
+    "unwrap",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -309,17 +311,20 @@ def load_official(
     return encoder, predictor, target
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers, in any nesting."""
+    while True:
+        inner = getattr(module, "module", None)
+        if not isinstance(inner, nn.Module):
+            inner = getattr(module, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return module
+        module = inner
+
+
 def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """``module``'s state dict with DDP / ``torch.compile`` wrappers and key prefixes removed."""
-    inner: nn.Module = module
-    while True:
-        wrapped = getattr(inner, "module", None)
-        if not isinstance(wrapped, nn.Module):
-            wrapped = getattr(inner, "_orig_mod", None)
-        if not isinstance(wrapped, nn.Module):
-            break
-        inner = wrapped
-    return strip_prefixes(inner.state_dict())
+    return strip_prefixes(unwrap(module).state_dict())
 
 
 def atomic_save(obj: Any, path: PathLike) -> None:
@@ -332,23 +337,34 @@ def atomic_save(obj: Any, path: PathLike) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), error=CheckpointWriteError)
 
 
+OFFICIAL_PREFIX = "module."
+"""The official trainer wraps its three networks in DDP, so every key it writes and reads starts with this."""
+
+
 def save_official(
-    path: PathLike, encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, **extra: Any
+    path: PathLike, encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, *,
+    prefix: str = OFFICIAL_PREFIX, **extra: Any
 ) -> None:
-    """Write an official-layout checkpoint (no prefixes), atomically.
+    """Write an official-layout checkpoint, atomically: the three state dicts as the official trainer writes them.
+
+    The official trainer's networks are DDP-wrapped, so its files (and the released checkpoints) name
+    every key ``module.<name>``, and its resume loads them into DDP-wrapped networks strictly: bare
+    names would be refused there. Whatever wraps the given modules (DDP, ``torch.compile``) is removed
+    first, then ``prefix`` is put in front of every key exactly once. Every reader of this project
+    strips such prefixes.
 
     Args:
         path: destination, conventionally ``*.pth.tar``.
         encoder: context encoder (may be DDP- or compile-wrapped).
         predictor: predictor.
         target_encoder: EMA target encoder.
+        prefix: put in front of every key (``""`` writes bare names).
         **extra: further top-level entries (official: ``opt``, ``scaler``, ``epoch``, ``loss``,
-            ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch`` and ``opt``).
+            ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch``, ``opt``, and
+            ``scaler`` when it trains in bf16).
     """
     payload: dict[str, Any] = {
-        "encoder": official_state_dict(encoder),
-        "predictor": official_state_dict(predictor),
-        "target_encoder": official_state_dict(target_encoder),
-        **extra,
+        name: {prefix + key: value for key, value in official_state_dict(module).items()}
+        for name, module in (("encoder", encoder), ("predictor", predictor), ("target_encoder", target_encoder))
     }
-    atomic_save(payload, path)
+    atomic_save({**payload, **extra}, path)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 import torch
 
-from .checkpoint import CheckpointError, CheckpointWriteError, infer_vit_config, load_strict, read_official, strip_prefixes
+from .checkpoint import (OFFICIAL_PREFIX, CheckpointError, CheckpointWriteError, infer_vit_config, load_strict,
+                         read_official, strip_prefixes)
+from .resume import FORMAT_VERSION
 from .files import atomic_write
 from .vit import TransformerEncoder
 
@@ -28,7 +30,9 @@ def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "t
         out: the file to write.
         which: ``target`` (the EMA encoder, which I-JEPA evaluates) or ``context``.
         fmt: ``safetensors`` (the encoder's tensors, with the run config as metadata) or
-            ``official`` (``encoder``/``predictor``/``target_encoder`` at the top level, no optimiser).
+            ``official`` (``encoder``/``predictor``/``target_encoder`` with the official trainer's
+            ``module.`` keys, ``epoch``, and from a training checkpoint of this version its official-layout
+            ``opt`` and ``scaler``, so the official trainer can resume from the file).
 
     Returns:
         The written path.
@@ -51,8 +55,11 @@ def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "t
         missing = [k for k in ("encoder", "predictor", "target_encoder") if k not in ckpt]
         if missing:
             raise CheckpointError(f"{checkpoint}: has no {missing[0]!r}; cannot write the official layout")
-        payload = {k: strip_prefixes(ckpt[k]) for k in ("encoder", "predictor", "target_encoder")}
+        payload: dict[str, Any] = {k: {OFFICIAL_PREFIX + name: v for name, v in strip_prefixes(ckpt[k]).items()}
+                                   for k in ("encoder", "predictor", "target_encoder")}
         payload["epoch"] = ckpt.get("epoch", 0)
+        if ckpt.get("format_version") == FORMAT_VERSION:  # its opt is in the official layout: resumable there
+            payload.update({k: ckpt[k] for k in ("opt", "scaler", "loss", "batch_size", "world_size", "lr") if k in ckpt})
         atomic_write(dest, lambda f: torch.save(payload, f), error=CheckpointWriteError)
     else:
         raise CheckpointError(f"format {fmt!r}: use safetensors or official")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["apply_schedules", "make_optimizer", "param_groups"]
+__all__ = ["apply_schedules", "from_official_optimizer_state", "make_optimizer", "official_param_groups",
+           "param_groups", "to_official_optimizer_state"]
+
+# torch.optim.AdamW's flags as the official ``init_opt`` leaves them (torch's defaults): written into the
+# official layout so that its optimiser keeps its own kernels after ``load_state_dict``.
+_OFFICIAL_FLAGS = {"foreach": None, "fused": None}
+_OWN = ("params", "wd_exclude", "WD_exclude", "foreach", "fused")
 
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict[str, object]]:
@@ -62,3 +69,91 @@ def apply_schedules(optimizer: torch.optim.Optimizer, lr: float, weight_decay: f
         group["lr"] = lr
         if not group.get("wd_exclude", False):
             group["weight_decay"] = weight_decay
+
+
+def official_param_groups(encoder: nn.Module, predictor: nn.Module) -> list[tuple[list[nn.Parameter], bool]]:
+    """The four AdamW groups of the official ``init_opt`` as ``(parameters, WD_exclude)``.
+
+    Encoder weights, predictor weights, then encoder and predictor biases and 1-D parameters (a name
+    containing ``bias`` or a 1-D tensor), over *every* named parameter, frozen ones included (the fixed
+    position embeddings sit in the weight groups without gradients, hence without state).
+    """
+    def split(module: nn.Module, decay: bool) -> list[nn.Parameter]:
+        return [p for n, p in module.named_parameters() if ("bias" not in n and p.ndim != 1) == decay]
+
+    return [(split(encoder, True), False), (split(predictor, True), False),
+            (split(encoder, False), True), (split(predictor, False), True)]
+
+
+def _our_index(optimizer: torch.optim.Optimizer) -> dict[int, int]:
+    """``id(parameter) -> index`` in ``optimizer.state_dict()`` (groups in order, then parameters)."""
+    return {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+
+
+def _group_of(groups: list[dict[str, Any]], exclude: bool) -> dict[str, Any]:
+    return next(g for g in groups if bool(g.get("wd_exclude", g.get("WD_exclude", False))) == exclude)
+
+
+def to_official_optimizer_state(optimizer: torch.optim.Optimizer, encoder: nn.Module,
+                                predictor: nn.Module) -> dict[str, Any]:
+    """``optimizer``'s state dict in the official layout, which the official resume loads as it is.
+
+    Four groups (:func:`official_param_groups`), parameters numbered in the official order, each
+    parameter's AdamW state moved to its official number; the hyper-parameters are ours (learning rate,
+    weight decay, betas, eps), the no-decay groups carry ``WD_exclude: True`` as the official ones do,
+    and ``foreach`` / ``fused`` are torch's defaults, as the official optimiser is built.
+
+    Args:
+        optimizer: ours, from :func:`make_optimizer` over ``[encoder, predictor]``.
+        encoder, predictor: the unwrapped networks it trains.
+    """
+    ours = optimizer.state_dict()
+    index = _our_index(optimizer)
+    state: dict[int, Any] = {}
+    groups: list[dict[str, Any]] = []
+    k = 0
+    for params, exclude in official_param_groups(encoder, predictor):
+        numbers = []
+        for p in params:
+            i = index.get(id(p))
+            if i is not None and i in ours["state"]:
+                state[k] = ours["state"][i]
+            numbers.append(k)
+            k += 1
+        hyper = {key: v for key, v in _group_of(ours["param_groups"], exclude).items() if key not in _OWN}
+        groups.append({**hyper, **_OFFICIAL_FLAGS, **({"WD_exclude": True} if exclude else {}), "params": numbers})
+    return {"state": state, "param_groups": groups}
+
+
+def from_official_optimizer_state(official: Mapping[str, Any], optimizer: torch.optim.Optimizer,
+                                  encoder: nn.Module, predictor: nn.Module) -> dict[str, Any]:
+    """The inverse of :func:`to_official_optimizer_state`: an official-layout state dict in ``optimizer``'s layout.
+
+    Each parameter's state comes from its official number; each of our groups takes the
+    hyper-parameters of the official groups of its kind and keeps its own ``params``, ``wd_exclude``
+    and kernel flags (``foreach``, ``fused``), so the optimiser runs as it was built.
+
+    Raises:
+        ValueError: the official groups do not number the parameters of these networks.
+    """
+    members = official_param_groups(encoder, predictor)
+    groups = list(official["param_groups"])
+    sizes = [len(g["params"]) for g in groups]
+    if sizes != [len(p) for p, _ in members]:
+        raise ValueError(f"official optimizer groups hold {sizes} parameters, these networks "
+                         f"{[len(p) for p, _ in members]}")
+    index = _our_index(optimizer)
+    state: dict[int, Any] = {}
+    for (params, _), group in zip(members, groups):
+        for p, number in zip(params, group["params"]):
+            i = index.get(id(p))
+            if i is not None and number in official["state"]:
+                state[i] = official["state"][number]
+    ours = optimizer.state_dict()["param_groups"]
+    out_groups = []
+    for g in ours:
+        exclude = bool(g.get("wd_exclude", False))
+        source = _group_of(groups, exclude)
+        hyper = {key: v for key, v in source.items() if key not in _OWN}
+        out_groups.append({**g, **hyper})
+    return {"state": state, "param_groups": out_groups}

@@ -1,9 +1,13 @@
 """Training checkpoints: atomic writes, the last K kept, exact resume.
 
-A training checkpoint is an official-layout I-JEPA file (``encoder``, ``predictor``,
-``target_encoder``, ``opt``, ``epoch`` at the top level, no key prefixes), so the
-official code can read it, plus what an exact resume needs: the step, the resolved
-config, the global batch and world size, and the RNG states of torch, numpy and python.
+A training checkpoint is an official-layout I-JEPA file, written as the official trainer writes
+its own and readable by its resume: ``encoder``, ``predictor``, ``target_encoder`` with ``module.``
+keys, ``opt`` in the official optimiser's four-group layout
+(``jepa_torch.optim.to_official_optimizer_state``), ``scaler`` (a fresh gradient scaler's state, which
+its bf16 resume loads), ``epoch`` (completed epochs, where its resume restarts), ``loss``,
+``batch_size``, ``world_size``, ``lr``. Beside those it holds what an exact resume here needs: the
+step, the resolved config, the global batch and world size, and the RNG states of torch, numpy and
+python. Files of format 1 (bare keys, ``opt`` in our two-group layout) still load.
 Files are ``<out_dir>/checkpoints/step_00000100.pt``, written through a temporary file,
 fsync and rename: a crash never leaves a half-written file under a checkpoint's name.
 """
@@ -20,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_strict, read_official, save_official
+from .checkpoint import CheckpointError, load_strict, read_official, save_official, unwrap
+from .optim import from_official_optimizer_state, to_official_optimizer_state
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,7 +40,12 @@ __all__ = [
     "set_rng_state",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: opt in the official layout, module. keys; 1: opt in ours, bare keys
+
+# A gradient scaler's state as ``torch.amp.GradScaler()`` starts (init_scale 2**16): the official trainer
+# loads ``scaler`` whenever it trains in bf16, and would drop the whole resume on a None.
+FRESH_SCALER = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                "_growth_tracker": 0}
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 _TEMPORARY = re.compile(r"^\.step_\d{8,}\.pt\..+\.tmp$")  # checkpoint.atomic_save's temporary files
 
@@ -116,12 +126,14 @@ def save_training_checkpoint(
     ``model`` is the networks' one config (``jepa_torch.models.JEPAConfig.to_dict()``), stored under
     ``model`` so that a reader builds the architecture without inferring it (heads included).
     """
-    extra = {} if model is None else {"model": model}
+    extra: dict[str, Any] = {} if model is None else {"model": model}
+    raw = [unwrap(m) for m in (encoder, predictor)]
     save_official(
         path, encoder, predictor, target_encoder,
-        opt=optimizer.state_dict(), epoch=epoch, loss=loss, batch_size=global_batch // world_size,
-        world_size=world_size, step=step, global_batch=global_batch, config=config, rng=rng_state(),
-        format_version=FORMAT_VERSION, **extra,
+        opt=to_official_optimizer_state(optimizer, raw[0], raw[1]), scaler=dict(FRESH_SCALER), epoch=epoch,
+        loss=loss, batch_size=global_batch // world_size, world_size=world_size,
+        lr=optimizer.param_groups[0]["lr"], step=step, global_batch=global_batch, config=config,
+        rng=rng_state(), format_version=FORMAT_VERSION, **extra,
     )
 
 
@@ -156,15 +168,18 @@ def load_training_checkpoint(
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint of this project (no {missing[0]!r}); "
                               "to start from official weights, use load_official")
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {ckpt.get('format_version')!r}, this version reads "
-                              f"{FORMAT_VERSION}")
+    version = ckpt.get("format_version")
+    if version not in (1, FORMAT_VERSION):
+        raise CheckpointError(f"{path}: checkpoint format {version!r}, this version reads 1 and {FORMAT_VERSION}")
     load_strict(encoder, ckpt["encoder"], f"{path.name}: encoder")
     load_strict(predictor, ckpt["predictor"], f"{path.name}: predictor")
     load_strict(target_encoder, ckpt["target_encoder"], f"{path.name}: target_encoder")
     if optimizer is not None:
         try:
-            optimizer.load_state_dict(ckpt["opt"])
+            opt = ckpt["opt"]
+            if version != 1:
+                opt = from_official_optimizer_state(opt, optimizer, unwrap(encoder), unwrap(predictor))
+            optimizer.load_state_dict(opt)
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not fit this model ({exc})") from exc
     return ResumeState(int(ckpt["step"]), int(ckpt["global_batch"]), int(ckpt["world_size"]),

@@ -67,7 +67,8 @@ def test_round_trip_through_a_file_keeps_every_tensor(tmp_path: Path) -> None:
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "lr"}
     assert raw["epoch"] == 7 and raw["opt"]["param_groups"][0]["lr"] == 0.001
-    assert not any(k.startswith(("module.", "_orig_mod.")) for sd in (raw["encoder"], raw["predictor"]) for k in sd)
+    assert all(k.startswith("module.") and not k.startswith("module.module.")
+               for sd in (raw["encoder"], raw["predictor"]) for k in sd)  # the official trainer's keys
     enc2, pred2, target2 = load_official(path, num_heads=HEADS)
     for a, b in ((enc, enc2), (pred, pred2), (target, target2)):
         assert_same_weights(a, b)
@@ -184,13 +185,16 @@ class Wrapper(nn.Module):
         self.add_module(attr, inner)
 
 
-def test_wrapped_modules_are_saved_without_prefixes(tmp_path: Path) -> None:
+def test_wrapped_modules_are_saved_with_one_module_prefix(tmp_path: Path) -> None:
+    """As the official trainer writes them (DDP-wrapped): ``module.<name>``, whatever wraps ours."""
     enc, pred, target = models()
     path = tmp_path / "w.pth.tar"
     save_official(path, Wrapper(enc, "module"), Wrapper(Wrapper(pred, "_orig_mod"), "module"), target)
     raw = read_official(path)
-    assert set(raw["encoder"]) == set(enc.state_dict())
-    assert set(raw["predictor"]) == set(pred.state_dict())
+    for name, module in (("encoder", enc), ("predictor", pred), ("target_encoder", target)):
+        assert set(raw[name]) == {f"module.{k}" for k in module.state_dict()}
+    save_official(path, enc, pred, target, prefix="")
+    assert set(read_official(path)["encoder"]) == set(enc.state_dict())
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
