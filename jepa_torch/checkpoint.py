@@ -20,14 +20,17 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .files import WriteError, atomic_write
 from .models import EncoderConfig, JEPAConfig, PredictorConfig
+from .pos_embed import sincos_pos_embed
 from .presets import HEADS_BY_WIDTH
 from .predictor import Predictor
 from .vit import TransformerEncoder
@@ -45,6 +48,7 @@ __all__ = [
     "load_official",
     "load_strict",
     "official_state_dict",
+    "positions_for_grid",
     "read_official",
     "save_official",
     "strip_prefixes",
@@ -270,6 +274,7 @@ def load_official(
     predictor_num_heads: int | None = None,
     grid: Sequence[int] | None = None,
     map_location: str | torch.device = "cpu",
+    img_size: int | Sequence[int] | None = None,
 ) -> tuple[TransformerEncoder, Predictor, TransformerEncoder]:
     """Build and strictly load (encoder, predictor, target_encoder) from an official checkpoint.
 
@@ -279,6 +284,10 @@ def load_official(
         predictor_num_heads: predictor heads; default: the encoder's.
         grid: token grid when it is not square.
         map_location: where tensors are loaded (modules are built on CPU, then receive them).
+        img_size: build the networks for images of this size (a multiple of the patch) instead of the
+            checkpoint's: the position tables are carried to the new patch grid
+            (:func:`positions_for_grid`), so the result equals a model built at that size with the
+            checkpoint's other weights.
 
     Returns:
         ``(encoder, predictor, target_encoder)``; the target encoder's parameters are frozen. A checkpoint
@@ -292,6 +301,7 @@ def load_official(
     for key in OFFICIAL_MODEL_KEYS:
         if key not in ckpt:
             raise CheckpointError(f"checkpoint has no key {key!r} (it has {sorted(ckpt)}); not an official I-JEPA file")
+    states = {key: strip_prefixes(ckpt[key]) for key in OFFICIAL_MODEL_KEYS}
     if "model" in ckpt and num_heads is None and predictor_num_heads is None and grid is None:
         try:
             config = JEPAConfig.from_dict(ckpt["model"])  # written by our trainer: nothing to infer
@@ -300,15 +310,60 @@ def load_official(
     else:
         config = infer_model_config(ckpt["encoder"], ckpt["predictor"], num_heads=num_heads,
                                     predictor_num_heads=predictor_num_heads, grid=grid)
+    if img_size is not None:
+        config, states = _at_image_size(config, states, img_size)
     with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
         encoder, target, predictor = config.encoder.build(), config.encoder.build(), config.predictor.build()
     for module in (encoder, target, predictor):
         module.to_empty(device="cpu")  # uninitialised storage, filled by the strict load below
-    load_strict(encoder, ckpt["encoder"], "encoder")
-    load_strict(predictor, ckpt["predictor"], "predictor")
-    load_strict(target, ckpt["target_encoder"], "target_encoder")
+    load_strict(encoder, states["encoder"], "encoder")
+    load_strict(predictor, states["predictor"], "predictor")
+    load_strict(target, states["target_encoder"], "target_encoder")
     target.requires_grad_(False)
     return encoder, predictor, target
+
+
+def positions_for_grid(table: torch.Tensor, grid: Sequence[int], new_grid: Sequence[int]) -> torch.Tensor:
+    """A position table ``(1, N, D)`` of ``grid`` carried to ``new_grid``: ``(1, N', D)``.
+
+    The fixed sin-cos table of ``grid`` (what every official and every one of our encoders holds)
+    becomes the sin-cos table of ``new_grid``, exactly what a model built at that size holds. Any other
+    table (learned positions) is resampled bicubically over the grid, with no class token: the
+    official ``interpolate_pos_encoding`` takes the first position for one, which these models do not have.
+    """
+    old, new = tuple(grid), tuple(new_grid)
+    dim = int(table.shape[-1])
+    if old == new:
+        return table
+    fixed = sincos_pos_embed(dim, old).to(table.dtype)
+    if table.shape == fixed.shape and torch.allclose(table.cpu(), fixed, atol=1e-5):
+        return sincos_pos_embed(dim, new).to(table.dtype)
+    if len(old) != 2:
+        image = table.float().reshape(1, old[0], dim).transpose(1, 2)  # (1, D, L)
+        out = F.interpolate(image, size=new[0], mode="linear", align_corners=False).transpose(1, 2)
+    else:
+        image = table.float().reshape(1, old[0], old[1], dim).permute(0, 3, 1, 2)  # (1, D, h, w)
+        out = F.interpolate(image, size=new, mode="bicubic", align_corners=False)  # (1, D, h', w')
+        out = out.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], dim)  # (1, N', D)
+    return out.to(table.dtype)
+
+
+def _at_image_size(config: JEPAConfig, states: dict[str, dict[str, torch.Tensor]],
+                   img_size: int | Sequence[int]) -> tuple[JEPAConfig, dict[str, dict[str, torch.Tensor]]]:
+    """The config and state dicts of ``config``'s model used at images of ``img_size``: a new patch grid."""
+    enc = config.encoder
+    if not enc.patch_size:
+        raise CheckpointError("img_size: this checkpoint holds a sequence encoder, which has no image size")
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if len(size) != 2 or any(s % p or s <= 0 for s, p in zip(size, enc.patch_size)):
+        raise CheckpointError(f"img_size={img_size!r}: must be a positive multiple of the patch {enc.patch_size}")
+    grid = tuple(s // p for s, p in zip(size, enc.patch_size))
+    out = {k: dict(v) for k, v in states.items()}
+    for key in ("encoder", "target_encoder"):
+        out[key]["pos_embed"] = positions_for_grid(states[key]["pos_embed"], enc.grid, grid)
+    out["predictor"]["predictor_pos_embed"] = positions_for_grid(
+        states["predictor"]["predictor_pos_embed"], config.predictor.grid, grid)
+    return replace(config, encoder=replace(enc, grid=grid), predictor=replace(config.predictor, grid=grid)), out
 
 
 def unwrap(module: nn.Module) -> nn.Module:
