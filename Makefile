@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[torch,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[torch,dev,interop]"
 	touch $@
 
 demo: install

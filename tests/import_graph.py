@@ -22,7 +22,7 @@ NETWORKS = {"vit", "predictor", "tokens", "pos_embed", "models", "presets", "rep
             "regularisers", "files"}
 TRAINING = {"train", "step", "optim", "resume", "runlog", "lejepa", "views", "demo"}
 EVALUATION = {"evaluation", "features", "online", "probes", "protocol", "store", "monitor", "plots"}
-INTEROP = {"checkpoint", "export", "backend", "cli", "protocol_adapters"}
+INTEROP = {"checkpoint", "export", "backend", "cli", "protocol_adapters", "interop"}
 CONFIG = {"config", "config_io", "presets"}
 MODEL_CODE = {"vit", "predictor", "tokens", "pos_embed", "models"}
 
