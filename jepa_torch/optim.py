@@ -122,6 +122,9 @@ def to_official_optimizer_state(optimizer: torch.optim.Optimizer, encoder: nn.Mo
             k += 1
         hyper = {key: v for key, v in _group_of(ours["param_groups"], exclude).items() if key not in _OWN}
         groups.append({**hyper, **_OFFICIAL_FLAGS, **({"WD_exclude": True} if exclude else {}), "params": numbers})
+    if len(state) != len(ours["state"]):
+        raise ValueError(f"the optimiser holds state for {len(ours['state'])} parameters but only {len(state)} belong "
+                         "to the encoder and predictor given")
     return {"state": state, "param_groups": groups}
 
 
