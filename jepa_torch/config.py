@@ -249,6 +249,12 @@ class OptimConfig:
             averaged, ``(Mx*B, D)``); docs/evaluation.md compares them.
         sigreg_slices: SIGReg's number of random directions per step (both methods).
         sigreg_knots: SIGReg's integration points, evenly over ``[-5, 5]`` (both methods).
+        accumulate: I-JEPA only: micro-batches per optimiser step. Each process then takes
+            ``data.batch_size x accumulate`` images per step (the global batch, its data order, masks
+            and schedules are those of that larger batch) and runs them ``data.batch_size`` at a time,
+            adding the gradients before one optimiser step and one EMA update. The prediction loss and
+            its gradients equal the large batch's; VICReg and SIGReg, statistics of a batch, are then
+            computed per micro-batch and averaged.
     """
 
     epochs: int = 10
@@ -268,9 +274,10 @@ class OptimConfig:
     sigreg_embedding: SigregEmbedding = "context_tokens"
     sigreg_slices: int = 256
     sigreg_knots: int = 17
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
-        _positive("optimization", self, "epochs", "ipe_scale", "sigreg_slices")
+        _positive("optimization", self, "epochs", "ipe_scale", "sigreg_slices", "accumulate")
         _non_negative("optimization", self, "warmup_epochs", "start_lr", "lr", "final_lr", "weight_decay",
                       "final_weight_decay", "var_weight", "cov_weight", "sigreg_weight")
         if self.sigreg_knots < 2:
@@ -401,6 +408,9 @@ class TrainConfig:
                 self.mask.target_scale_warmup_epochs >= self.optimization.epochs * self.optimization.ipe_scale):
             raise _fail("mask.target_scale_warmup_epochs", self.mask.target_scale_warmup_epochs,
                         "must be shorter than the run (optimization.epochs)")
+        if self.method.name == "lejepa" and self.optimization.accumulate != 1:
+            raise _fail("optimization.accumulate", self.optimization.accumulate,
+                        "gradient accumulation is for ijepa; use 1 with method.name=lejepa")
         if self.data.dataset == "sequence":
             if self.method.name == "lejepa":
                 raise _fail("method.name", "lejepa", "needs images (its views are image crops); use ijepa for sequences")

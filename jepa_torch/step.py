@@ -30,7 +30,8 @@ from .models import JEPA
 from .regularisers import sigreg, variance_covariance
 from .vit import context_valid
 
-__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "compile_model", "pooled", "train_step"]
+__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model", "pooled",
+           "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -131,6 +132,11 @@ def backward_and_step(loss: Tensor, optimizer: torch.optim.Optimizer, grad_clip:
         The gradient norm before clipping, or None when clipping is off.
     """
     loss.backward()  # type: ignore[no-untyped-call]
+    return clip_and_step(optimizer, grad_clip)
+
+
+def clip_and_step(optimizer: torch.optim.Optimizer, grad_clip: float | None) -> Tensor | None:
+    """Clip the global gradient norm (when ``grad_clip`` is set) and step the optimiser; returns the norm or None."""
     grad_norm = None
     if grad_clip is not None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -159,6 +165,7 @@ def train_step(
     knots: Tensor | None = None,
     forward: nn.Module | None = None,
     context_lengths: list[Tensor] | None = None,
+    accumulate: int = 1,
 ) -> StepResult:
     """One optimisation step of the context encoder and predictor, then the EMA.
 
@@ -180,11 +187,40 @@ def train_step(
         context_lengths: whole contexts (``mask.context_trim: none``): one ``(B,)`` tensor per
             context mask, the real entries of each padded row. Padding is masked out of attention
             and left out of the regularisers. None: every entry is real.
+        accumulate: split the batch into this many equal micro-batches, run each forward and
+            backward (under DDP, gradients are synchronised on the last only) and add their
+            gradients, scaled by ``1 / accumulate``, before the one optimiser step and EMA update: the
+            prediction loss and its gradient are the whole batch's. ``B`` must be divisible by it.
     """
+    batch = images.shape[0]
+    if accumulate < 1 or batch % accumulate:
+        raise ValueError(f"accumulate={accumulate}: must be >= 1 and divide the batch of {batch}")
     optimizer.zero_grad(set_to_none=True)
+    run = model if forward is None else forward
+    size = batch // accumulate
+    totals = [images.new_zeros((), dtype=torch.float32) for _ in range(2)]  # prediction loss, regulariser
+    for i in range(accumulate):
+        rows = slice(i * size, (i + 1) * size)
+        last = i == accumulate - 1
+        no_sync = getattr(run, "no_sync", None)
+        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+            pred_loss, reg = _losses(run, images[rows], [m[rows] for m in context_masks],
+                                     [m[rows] for m in target_masks], config, directions, knots,
+                                     None if context_lengths is None else [n[rows] for n in context_lengths])
+            ((pred_loss + reg) / accumulate).backward()  # type: ignore[no-untyped-call]
+        totals[0] += pred_loss.detach() / accumulate
+        totals[1] += reg.detach() / accumulate
+    grad_norm = clip_and_step(optimizer, config.grad_clip)
+    update_target_encoder_(model.target_encoder, model.encoder, momentum)
+    return StepResult(totals[0] + totals[1], totals[0], totals[1], grad_norm)
+
+
+def _losses(run: nn.Module, images: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
+            config: StepConfig, directions: Tensor | None, knots: Tensor | None,
+            context_lengths: list[Tensor] | None) -> tuple[Tensor, Tensor]:
+    """The prediction loss and the weighted regularisers of one (micro-)batch, with their graphs."""
     valid = None if context_lengths is None else context_valid(context_lengths, context_masks[0].shape[1])
     with autocast_for(images.device, config.precision):
-        run = model if forward is None else forward
         predictions, targets, context = run(images, context_masks, target_masks, valid)
         pred_loss = grouped_prediction_loss(predictions, targets, config.loss)
     reg = pred_loss.new_zeros(())
@@ -197,7 +233,4 @@ def train_step(
             raise ValueError("StepConfig.sigreg_weight > 0 needs the step's SIGReg directions")
         embeddings = tokens if config.sigreg_embedding == "context_tokens" else pooled(context, valid)
         reg = reg + config.sigreg_weight * sigreg(embeddings, directions, knots)
-    loss = pred_loss + reg
-    grad_norm = backward_and_step(loss, optimizer, config.grad_clip)
-    update_target_encoder_(model.target_encoder, model.encoder, momentum)
-    return StepResult(loss.detach(), pred_loss.detach(), reg.detach(), grad_norm)
+    return pred_loss, reg

@@ -127,7 +127,7 @@ def _setup(cfg: TrainConfig) -> _Dist:
 
 def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
     """Steps per epoch and the run's lengths; one line naming the fix when the data is too small."""
-    global_batch = cfg.data.batch_size * world_size
+    global_batch = cfg.data.batch_size * world_size * cfg.optimization.accumulate
     ipe = num_samples // global_batch
     if ipe < 1:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size}: the training split has {num_samples} samples, "
@@ -156,7 +156,8 @@ def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, scale_at: TargetScale
         batch = sample_masks_1d(grid[1], law, rng, global_batch)
     else:
         batch = sample_masks(grid, law, rng, global_batch)
-    lo, hi = rank * cfg.data.batch_size, (rank + 1) * cfg.data.batch_size
+    share = cfg.data.batch_size * cfg.optimization.accumulate  # this process's rows of the global batch
+    lo, hi = rank * share, (rank + 1) * share
     context, targets = (
         [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
         for masks in (batch.context, batch.targets)
@@ -331,8 +332,9 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         if state.global_batch != plan.global_batch:
             raise CheckpointError(
                 f"{resume_from} was trained with a global batch of {state.global_batch} "
-                f"(per-process batch x processes), this run has {plan.global_batch}; the schedules and data "
-                f"order depend on it: set data.batch_size={state.global_batch // env.world_size} or start a new "
+                f"(per-process batch x processes x optimization.accumulate), this run has {plan.global_batch}; the "
+                "schedules and data order depend on it: set data.batch_size="
+                f"{state.global_batch // (env.world_size * cfg.optimization.accumulate)} or start a new "
                 "run (run.resume=never, or another run.out_dir)")
         start = state.step
         set_rng_state(state.rng)
@@ -392,7 +394,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                     context_masks, target_masks, lengths = masks_for_step(cfg, mask_cfg, scale_at, grid, step,
                                                                           plan.global_batch, env.rank, env.device)
                     result = train_step(model, optimizer, images, context_masks, target_masks, momentum, step_cfg,
-                                        directions, knots, forward=forward, context_lengths=lengths)
+                                        directions, knots, forward=forward, context_lengths=lengths,
+                                        accumulate=cfg.optimization.accumulate)
                 loss = result.loss.detach()
                 if env.world_size > 1:
                     loss = loss.clone()

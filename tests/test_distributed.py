@@ -29,10 +29,13 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_two_gloo_processes_match_one_process(tmp_path: Path, accumulate: int) -> None:
+    """With ``accumulate=2`` each process also splits its share into two micro-batches (DDP syncs on the last)."""
     single = tiny_config(tmp_path / "single", max_steps=6)
     double = tiny_config(tmp_path / "double", max_steps=6)
-    double = replace(double, data=replace(double.data, batch_size=single.data.batch_size // 2))
+    double = replace(double, data=replace(double.data, batch_size=single.data.batch_size // (2 * accumulate)),
+                     optimization=replace(double.optimization, accumulate=accumulate))
     save_config(single, tmp_path / "single.yaml")
     save_config(double, tmp_path / "double.yaml")
 
