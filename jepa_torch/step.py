@@ -198,7 +198,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     run = model if forward is None else forward
     size = batch // accumulate
-    totals = [images.new_zeros((), dtype=torch.float32) for _ in range(2)]  # prediction loss, regulariser
+    parts: list[tuple[Tensor, Tensor]] = []  # each micro-batch's (prediction loss, regulariser), detached
     for i in range(accumulate):
         rows = slice(i * size, (i + 1) * size)
         last = i == accumulate - 1
@@ -208,11 +208,11 @@ def train_step(
                                      [m[rows] for m in target_masks], config, directions, knots,
                                      None if context_lengths is None else [n[rows] for n in context_lengths])
             ((pred_loss + reg) / accumulate).backward()  # type: ignore[no-untyped-call]
-        totals[0] += pred_loss.detach() / accumulate
-        totals[1] += reg.detach() / accumulate
+        parts.append((pred_loss.detach(), reg.detach()))
     grad_norm = clip_and_step(optimizer, config.grad_clip)
     update_target_encoder_(model.target_encoder, model.encoder, momentum)
-    return StepResult(totals[0] + totals[1], totals[0], totals[1], grad_norm)
+    pred_total, reg_total = (torch.stack(list(xs)).mean() for xs in zip(*parts))  # in the losses' own dtype
+    return StepResult(pred_total + reg_total, pred_total, reg_total, grad_norm)
 
 
 def _losses(run: nn.Module, images: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
