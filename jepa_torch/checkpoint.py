@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .files import WriteError, atomic_write
+from .fsdp import shard_like
 from .models import EncoderConfig, JEPAConfig, PredictorConfig
 from .pos_embed import sincos_pos_embed
 from .presets import HEADS_BY_WIDTH
@@ -47,6 +48,7 @@ __all__ = [
     "infer_vit_config",
     "load_official",
     "load_strict",
+    "official_payload",
     "official_state_dict",
     "positions_for_grid",
     "read_official",
@@ -211,6 +213,9 @@ def infer_model_config(encoder: StateDict, predictor: StateDict, *, num_heads: i
 def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
     """Load ``state_dict`` (prefixes stripped) into ``module``; every key and shape must match.
 
+    A sharded ``module`` (``jepa_torch.fsdp.shard``) takes whole tensors too: each process keeps its
+    shard of each.
+
     Raises:
         CheckpointError: one line naming the first missing, unexpected or mis-shaped key (and how many more).
     """
@@ -226,7 +231,7 @@ def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise CheckpointError(f"{what}: {problems[0]}{more}")
-    module.load_state_dict(sd, strict=True)
+    module.load_state_dict({k: shard_like(v, expected[k]) for k, v in sd.items()}, strict=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -396,6 +401,20 @@ OFFICIAL_PREFIX = "module."
 """The official trainer wraps its three networks in DDP, so every key it writes and reads starts with this."""
 
 
+def official_payload(encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, *,
+                     prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``encoder``, ``predictor`` and ``target_encoder`` entries of an official-layout file.
+
+    Whatever wraps the modules (DDP, ``torch.compile``) is removed first, then ``prefix`` is put in
+    front of every key exactly once. Sharded modules give DTensors (``jepa_torch.fsdp.gather_full``
+    makes them whole).
+    """
+    return {
+        name: {prefix + key: value for key, value in official_state_dict(module).items()}
+        for name, module in (("encoder", encoder), ("predictor", predictor), ("target_encoder", target_encoder))
+    }
+
+
 def save_official(
     path: PathLike, encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, *,
     prefix: str = OFFICIAL_PREFIX, **extra: Any
@@ -404,9 +423,8 @@ def save_official(
 
     The official trainer's networks are DDP-wrapped, so its files (and the released checkpoints) name
     every key ``module.<name>``, and its resume loads them into DDP-wrapped networks strictly: bare
-    names would be refused there. Whatever wraps the given modules (DDP, ``torch.compile``) is removed
-    first, then ``prefix`` is put in front of every key exactly once. Every reader of this project
-    strips such prefixes.
+    names would be refused there. The entries are :func:`official_payload`'s. Every reader of this
+    project strips such prefixes.
 
     Args:
         path: destination, conventionally ``*.pth.tar``.
@@ -418,8 +436,4 @@ def save_official(
             ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch``, ``opt``, and
             ``scaler`` when it trains in bf16).
     """
-    payload: dict[str, Any] = {
-        name: {prefix + key: value for key, value in official_state_dict(module).items()}
-        for name, module in (("encoder", encoder), ("predictor", predictor), ("target_encoder", target_encoder))
-    }
-    atomic_save({**payload, **extra}, path)
+    atomic_save({**official_payload(encoder, predictor, target_encoder, prefix=prefix), **extra}, path)

@@ -37,6 +37,7 @@ Method = Literal["ijepa", "lejepa"]
 SigregEmbedding = Literal["context_tokens", "context_pooled"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
+Parallel = Literal["ddp", "fsdp"]
 
 PRESETS = tuple(VIT_PRESETS)
 
@@ -349,6 +350,11 @@ class RunConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
         compile: ``torch.compile`` the networks.
+        parallel: how several processes (torchrun) share the work: ``ddp`` (each holds the whole
+            networks and optimiser state, gradients are averaged) or ``fsdp`` (FSDP2: each holds
+            ``1 / N`` of every parameter, gradient, optimiser state and of the EMA target, which is
+            updated shard by shard; ``jepa_torch.fsdp``). The same losses either way; one process
+            ignores it.
         activation_checkpointing: keep only each block's input of the context encoder and the
             predictor for the backward and recompute the block there (less memory, about a third
             more time; the same values and gradients).
@@ -366,6 +372,7 @@ class RunConfig:
     device: Device = "auto"
     precision: Precision = "auto"
     compile: bool = False
+    parallel: Parallel = "ddp"
     activation_checkpointing: bool = False
     max_steps: int | None = None
     log_every: int = 10
@@ -380,6 +387,8 @@ class RunConfig:
             raise _fail("run.device", self.device, "use auto, cpu or cuda")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise _fail("run.precision", self.precision, "use auto, fp32 or bf16")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise _fail("run.parallel", self.parallel, "use ddp or fsdp")
         if self.max_steps is not None and self.max_steps < 1:
             raise _fail("run.max_steps", self.max_steps, "must be >= 1, or null for the whole schedule")
         _positive("run", self, "log_every", "checkpoint_every", "keep_checkpoints")
@@ -408,6 +417,8 @@ class TrainConfig:
                 self.mask.target_scale_warmup_epochs >= self.optimization.epochs * self.optimization.ipe_scale):
             raise _fail("mask.target_scale_warmup_epochs", self.mask.target_scale_warmup_epochs,
                         "must be shorter than the run (optimization.epochs)")
+        if self.method.name == "lejepa" and self.run.parallel == "fsdp":
+            raise _fail("run.parallel", "fsdp", "shards I-JEPA's three networks; use ddp with method.name=lejepa")
         if self.method.name == "lejepa" and self.optimization.accumulate != 1:
             raise _fail("optimization.accumulate", self.optimization.accumulate,
                         "gradient accumulation is for ijepa; use 1 with method.name=lejepa")

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from jepa_core.ema import check_momentum
 
+from .fsdp import held, reshard
+
 __all__ = ["ema_update_", "update_target_encoder_"]
 
 
@@ -29,8 +31,19 @@ def ema_update_(target: Sequence[Tensor], context: Sequence[Tensor], momentum: f
 def update_target_encoder_(target_encoder: nn.Module, encoder: nn.Module, momentum: float) -> None:
     """EMA every parameter of ``target_encoder`` toward ``encoder`` (same architecture).
 
-    Only parameters move; the fixed sin-cos position embeddings are equal in both.
+    Only parameters move; the fixed sin-cos position embeddings are equal in both. Sharded networks
+    (``jepa_torch.fsdp.shard``, which splits both alike) are updated shard by shard: each process
+    moves the rows it holds, with no communication.
+
+    Raises:
+        ValueError: the two hold parameters of different shapes (other architectures, or shards
+            split differently).
     """
-    tgt = list(target_encoder.parameters())
-    ctx = list(encoder.parameters())
-    ema_update_([t.data for t in tgt], [c.detach() for c in ctx], momentum)
+    reshard(target_encoder, encoder)  # the shards, never a gathered copy that is about to be freed
+    tgt = [held(p) for p in target_encoder.parameters()]
+    ctx = [held(p) for p in encoder.parameters()]
+    shapes = [(tuple(t.shape), tuple(c.shape)) for t, c in zip(tgt, ctx)]
+    if len(tgt) != len(ctx) or any(a != b for a, b in shapes):
+        raise ValueError("the target encoder and the encoder hold parameters of different shapes: "
+                         "shard both with jepa_torch.fsdp.shard, or neither")
+    ema_update_(tgt, ctx, momentum)

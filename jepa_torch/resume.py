@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_strict, read_official, save_official, unwrap
+from .checkpoint import CheckpointError, atomic_save, load_strict, official_payload, read_official, unwrap
+from .fsdp import gather_full, shard_optimizer_state
 from .optim import from_official_optimizer_state, to_official_optimizer_state
 
 __all__ = [
@@ -120,21 +121,28 @@ def save_training_checkpoint(
     world_size: int,
     loss: float,
     model: dict[str, Any] | None = None,
+    write: bool = True,
 ) -> None:
     """Write one training checkpoint atomically (see the module docstring for its layout).
 
     ``model`` is the networks' one config (``jepa_torch.models.JEPAConfig.to_dict()``), stored under
     ``model`` so that a reader builds the architecture without inferring it (heads included).
+
+    Sharded networks (``jepa_torch.fsdp``) are written whole, in the same layout: every process
+    calls this function (the gathering is a collective) and the one with ``write`` writes the file.
     """
-    extra: dict[str, Any] = {} if model is None else {"model": model}
     raw = [unwrap(m) for m in (encoder, predictor)]
-    save_official(
-        path, encoder, predictor, target_encoder,
-        opt=to_official_optimizer_state(optimizer, raw[0], raw[1]), scaler=dict(FRESH_SCALER), epoch=epoch,
-        loss=loss, batch_size=global_batch // world_size, world_size=world_size,
-        lr=optimizer.param_groups[0]["lr"], step=step, global_batch=global_batch, config=config,
-        rng=rng_state(), format_version=FORMAT_VERSION, **extra,
-    )
+    states = {**official_payload(encoder, predictor, target_encoder),
+              "opt": to_official_optimizer_state(optimizer, raw[0], raw[1])}
+    whole = gather_full(states, keep=write)
+    if not write:
+        return
+    extra: dict[str, Any] = {} if model is None else {"model": model}
+    atomic_save({
+        **whole, "scaler": dict(FRESH_SCALER), "epoch": epoch, "loss": loss, "batch_size": global_batch // world_size,
+        "world_size": world_size, "lr": optimizer.param_groups[0]["lr"], "step": step, "global_batch": global_batch,
+        "config": config, "rng": rng_state(), "format_version": FORMAT_VERSION, **extra,
+    }, path)
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,9 @@ def load_training_checkpoint(
 ) -> ResumeState:
     """Load a training checkpoint into the modules (strictly) and the optimiser.
 
+    Sharded modules and their optimiser (``jepa_torch.fsdp``) load the same whole file: each process
+    keeps its shards, so a run resumes on any number of processes.
+
     Raises:
         CheckpointError: the file is unreadable, not a training checkpoint of this format, or
             of another architecture (the error names the first key that does not fit).
@@ -179,7 +190,7 @@ def load_training_checkpoint(
             opt = ckpt["opt"]
             if version != 1:
                 opt = from_official_optimizer_state(opt, optimizer, unwrap(encoder), unwrap(predictor))
-            optimizer.load_state_dict(opt)
+            optimizer.load_state_dict(shard_optimizer_state(opt, optimizer))
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not fit this model ({exc})") from exc
     return ResumeState(int(ckpt["step"]), int(ckpt["global_batch"]), int(ckpt["world_size"]),

@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 from jepa_core.representation import LossKind, check_loss_kind
 
@@ -141,6 +142,8 @@ def clip_and_step(optimizer: torch.optim.Optimizer, grad_clip: float | None) -> 
     if grad_clip is not None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if isinstance(grad_norm, DTensor):  # sharded gradients (FSDP): the norm over all shards, on every process
+            grad_norm = grad_norm.full_tensor()
     optimizer.step()
     return grad_norm
 

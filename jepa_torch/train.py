@@ -8,9 +8,10 @@ the step, and a resumed run repeats the uninterrupted run's losses bit for bit (
 the same device and thread count).
 
 Under torchrun each process takes a contiguous share of every global batch, the
-masks of the global batch are drawn once and sliced, and DDP averages gradients:
-``N`` processes at batch ``b`` compute what one process computes at batch ``N * b``.
-Rank 0 alone writes files.
+masks of the global batch are drawn once and sliced, and DDP (or, with
+``run.parallel: fsdp``, FSDP2, which also shards the networks, their optimiser state and the
+EMA target) averages gradients: ``N`` processes at batch ``b`` compute what one process
+computes at batch ``N * b``. Rank 0 alone writes files.
 
 Two methods share this loop (``method.name``): I-JEPA (masked prediction, EMA target,
 ``jepa_torch.step``) and LeJEPA (multi-view prediction plus SIGReg, ``jepa_torch.lejepa``). For
@@ -44,6 +45,7 @@ from .checkpoint import CheckpointError, UnreadableCheckpoint
 from .config import ConfigError, TrainConfig
 from .config_io import config_to_dict, save_config
 from .data import EpochBatches, build_dataset, input_spec, make_loader
+from .fsdp import held, is_sharded, mesh_for, shard
 from .lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
 from .models import JEPA, build, model_config
 from .monitor import FixedBatchMonitor
@@ -215,22 +217,30 @@ def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA,
                      arch: dict[str, Any] | None) -> Path:
     """Write the checkpoint of ``step`` (the main process; every process checks the weights first).
 
+    Under FSDP every process takes part (the shards are gathered) and each checks its own shards.
+
     Raises:
         TrainingDiverged: a weight is not finite; nothing is written and the last good checkpoint stays.
     """
     encoder, predictor, target_encoder = networks(model)
-    bad = [n for n, p in encoder.named_parameters() if not bool(torch.isfinite(p).all())]
-    bad += [n for n, p in predictor.named_parameters() if not bool(torch.isfinite(p).all())]
+    named = [*encoder.named_parameters(), *predictor.named_parameters()]
+    bad = [n for n, p in named if not bool(torch.isfinite(held(p)).all())]
+    if env.world_size > 1 and is_sharded(encoder):  # each process saw its shards only: agree before gathering
+        count = torch.tensor([len(bad)], device=env.device)
+        dist.all_reduce(count)
+        if count.item() and not bad:
+            bad = ["a parameter shard of another process"]
     if bad:
         raise TrainingDiverged(
             f"weights are not finite at step {step} (first: {bad[0]}); not saving them; the last good "
             f"checkpoint is {last_ckpt if last_ckpt is not None else 'none'}")
     path = checkpoint_path(folder, step)
-    if env.is_main:
+    if env.is_main or is_sharded(encoder):
         save_training_checkpoint(
             path, encoder=encoder, predictor=predictor, target_encoder=target_encoder, optimizer=optimizer,
             step=step, epoch=step // plan.iterations_per_epoch, config=config, global_batch=plan.global_batch,
-            world_size=env.world_size, loss=loss, model=arch)
+            world_size=env.world_size, loss=loss, model=arch, write=env.is_main)
+    if env.is_main:
         prune_checkpoints(folder, cfg.run.keep_checkpoints)
     return path
 
@@ -306,7 +316,12 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     lejepa = cfg.method.name == "lejepa"
     dataset = build_dataset(cfg, augment=not lejepa)  # LeJEPA's views are crops of the un-augmented image
     model, grid = build_model(cfg, input_spec(dataset))
+    if env.world_size > 1 and cfg.run.parallel == "fsdp" and isinstance(model, JEPA):
+        # Built whole in host memory, it reaches the device one unit at a time and keeps only this process's
+        # shards there. Before the optimiser, which must see the sharded parameters.
+        shard(model, mesh_for(env.device, env.world_size))
     model.to(env.device)
+    sharded = is_sharded(model)
     encoder, predictor, target_encoder = networks(model)
     opt_cfg = cfg.optimization
     optimizer = make_optimizer([encoder, predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
@@ -349,7 +364,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
     # The raw modules stay as built (EMA, monitor and checkpoints read them); a step runs `forward`.
     forward: nn.Module = model
-    if env.world_size > 1:
+    if env.world_size > 1 and not sharded:
         ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
         if isinstance(model, LeJEPA) and env.device.type == "cuda":  # the projector's batch statistics over
             nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # the global batch
@@ -357,9 +372,10 @@ def train(cfg: TrainConfig, *, progress: bool = True,
 
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
+    # A sharded target encoder's forward is a collective: then every process runs the monitor; rank 0 logs it.
     monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device, warn_after=plan.warmup_steps,
                                  holdout=build_dataset(cfg, "holdout", augment=False))
-               if env.is_main and cfg.run.monitor_every else None)
+               if (env.is_main or sharded) and cfg.run.monitor_every else None)
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)

@@ -1,4 +1,5 @@
-"""torchrun with two CPU processes (gloo) computes what one process computes at the same global batch."""
+"""torchrun with two CPU processes (gloo) computes what one process computes at the same global batch,
+under DDP and under FSDP2 (``run.parallel: fsdp``), and their checkpoints are one process's files."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from jepa_torch.checkpoint import load_official, read_official
+from jepa_torch.config import TrainConfig
 from jepa_torch.config_io import save_config
+from jepa_torch.models import JEPAConfig, build
+from jepa_torch.optim import make_optimizer
+from jepa_torch.resume import load_training_checkpoint
 
 from .test_train import tiny_config
 
@@ -28,25 +35,111 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+def _train(config: Path, processes: int) -> None:
+    launch = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+                                        "--nproc_per_node", str(processes)]
+    done = _run([*launch, "-m", "jepa_torch.cli", "train", "--config", str(config), "--no-progress"])
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _split(cfg: TrainConfig, processes: int, accumulate: int, parallel: str) -> TrainConfig:
+    """``cfg`` on ``processes`` processes with the same global batch."""
+    batch = cfg.data.batch_size // (processes * accumulate)
+    return replace(cfg, data=replace(cfg.data, batch_size=batch),
+                   optimization=replace(cfg.optimization, accumulate=accumulate),
+                   run=replace(cfg.run, parallel=parallel))  # type: ignore[arg-type]
+
+
+def _assert_close_states(a: object, b: object, where: str, tol: float = 1e-5) -> None:
+    """Every tensor of two nested checkpoints entries equal within ``tol`` (relative to 1)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.shape == b.shape, where
+        diff = float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+        assert diff <= tol, f"{where}: max difference {diff}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), where
+        for k in a:
+            _assert_close_states(a[k], b[k], f"{where}.{k}", tol)
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close_states(x, y, f"{where}[{i}]", tol)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("accumulate", [1, 2])
-def test_two_gloo_processes_match_one_process(tmp_path: Path, accumulate: int) -> None:
-    """With ``accumulate=2`` each process also splits its share into two micro-batches (DDP syncs on the last)."""
+@pytest.mark.parametrize(("parallel", "accumulate", "recompute"),
+                         [("ddp", 1, False), ("ddp", 2, False), ("fsdp", 1, False), ("fsdp", 2, False),
+                          ("fsdp", 1, True)])
+def test_two_gloo_processes_match_one_process(tmp_path: Path, parallel: str, accumulate: int, recompute: bool) -> None:
+    """Losses, then the last checkpoint (the three networks, AdamW's state) within 1e-5 of one process's.
+
+    With ``accumulate=2`` each process also splits its share into two micro-batches; with ``recompute``
+    the two processes checkpoint activations per block (each block gathered again for its backward,
+    under FSDP), the one process does not. Under FSDP the
+    networks, their AdamW state and the EMA target are sharded (the EMA runs shard by shard), the collapse
+    monitor runs on both processes (a sharded forward is a collective), and the checkpoint is gathered whole.
+    """
     single = tiny_config(tmp_path / "single", max_steps=6)
-    double = tiny_config(tmp_path / "double", max_steps=6)
-    double = replace(double, data=replace(double.data, batch_size=single.data.batch_size // (2 * accumulate)),
-                     optimization=replace(double.optimization, accumulate=accumulate))
+    single = replace(single, run=replace(single.run, monitor_every=3))
+    double = _split(replace(single, run=replace(single.run, out_dir=str(tmp_path / "double"),
+                                                activation_checkpointing=recompute)), 2, accumulate, parallel)
     save_config(single, tmp_path / "single.yaml")
     save_config(double, tmp_path / "double.yaml")
-
-    one = _run(["-m", "jepa_torch.cli", "train", "--config", str(tmp_path / "single.yaml"), "--no-progress"])
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = _run(["-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-                "-m", "jepa_torch.cli", "train", "--config", str(tmp_path / "double.yaml"), "--no-progress"])
-    assert two.returncode == 0, two.stderr[-3000:]
+    _train(tmp_path / "single.yaml", 1)
+    _train(tmp_path / "double.yaml", 2)
 
     a, b = _losses(tmp_path / "single"), _losses(tmp_path / "double")
     assert len(a) == len(b) == 6
     for step, (x, y) in enumerate(zip(a, b, strict=True), start=1):
         assert y == pytest.approx(x, rel=1e-5, abs=1e-7), f"step {step}: one process {x}, two processes {y}"
-    assert not (tmp_path / "double" / "checkpoints" / "step_00000006.pt.tmp").exists()
+    assert not list((tmp_path / "double" / "checkpoints").glob("*.tmp"))
+
+    one, two = (read_official(tmp_path / run / "checkpoints" / "step_00000006.pt") for run in ("single", "double"))
+    for entry in ("encoder", "predictor", "target_encoder", "opt"):
+        _assert_close_states(one[entry], two[entry], entry)
+    assert (two["epoch"], two["world_size"], two["global_batch"]) == (one["epoch"], 2, one["global_batch"])
+
+
+@pytest.mark.slow
+def test_fsdp_checkpoints_are_one_process_files_both_ways(tmp_path: Path) -> None:
+    """One process trains 10 steps. Two FSDP processes take over from its step-4 file and run to step 8;
+    one process takes over from the FSDP step-8 file and runs to 10. Every loss and the last weights
+    equal the uninterrupted run's within 1e-5, and the FSDP file reads in one process strictly."""
+    single = tiny_config(tmp_path / "single", max_steps=10)  # checkpoints at 4, 8 and 10
+    single = replace(single, run=replace(single.run, keep_checkpoints=3))
+    save_config(single, tmp_path / "single.yaml")
+    _train(tmp_path / "single.yaml", 1)
+    whole = _losses(tmp_path / "single")
+    first = tmp_path / "single" / "checkpoints" / "step_00000004.pt"
+
+    sharded = _split(replace(single, run=replace(single.run, out_dir=str(tmp_path / "sharded"), resume=str(first),
+                                                 max_steps=8)), 2, 1, "fsdp")
+    save_config(sharded, tmp_path / "sharded.yaml")
+    _train(tmp_path / "sharded.yaml", 2)
+    fsdp_file = tmp_path / "sharded" / "checkpoints" / "step_00000008.pt"
+
+    back = replace(single, run=replace(single.run, out_dir=str(tmp_path / "back"), resume=str(fsdp_file)))
+    save_config(back, tmp_path / "back.yaml")
+    _train(tmp_path / "back.yaml", 1)
+
+    resumed = _losses(tmp_path / "sharded") + _losses(tmp_path / "back")
+    assert len(resumed) == 6
+    for step, (x, y) in enumerate(zip(whole[4:], resumed, strict=True), start=5):
+        assert y == pytest.approx(x, rel=1e-5, abs=1e-7), f"step {step}: uninterrupted {x}, across FSDP {y}"
+    for at in ("step_00000008.pt", "step_00000010.pt"):
+        mine = read_official(tmp_path / "single" / "checkpoints" / at)
+        other = read_official((fsdp_file if at == "step_00000008.pt" else tmp_path / "back" / "checkpoints" / at))
+        for entry in ("encoder", "predictor", "target_encoder", "opt"):
+            _assert_close_states(mine[entry], other[entry], f"{at}: {entry}")
+
+    # the gathered file in one process: our strict training resume, and the official-layout loader
+    model = build(JEPAConfig.from_dict(read_official(fsdp_file)["model"]))
+    optimizer = make_optimizer([model.encoder, model.predictor])
+    state = load_training_checkpoint(fsdp_file, encoder=model.encoder, predictor=model.predictor,
+                                     target_encoder=model.target_encoder, optimizer=optimizer)
+    assert (state.step, state.world_size) == (8, 2)
+    trained = [p for p in [*model.encoder.parameters(), *model.predictor.parameters()] if p.requires_grad]
+    assert len(optimizer.state_dict()["state"]) == len(trained)  # every trained parameter has its AdamW state
+    _, _, target = load_official(fsdp_file, num_heads=3, predictor_num_heads=3)
+    for (name, p), q in zip(model.target_encoder.state_dict().items(), target.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
