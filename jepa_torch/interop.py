@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, infer_vit_config, load_strict, strip_prefixes
 from .vit import Block, PatchEmbed, TransformerEncoder
@@ -160,11 +160,31 @@ def to_hf(encoder: TransformerEncoder) -> Any:
 
 
 def from_hf(model: Any, num_heads: int | None = None) -> TransformerEncoder:
-    """Our encoder from a Hugging Face ``IJepaModel`` (or its state dict), loaded strictly."""
+    """Our encoder from a Hugging Face ``IJepaModel`` (or its state dict), loaded strictly.
+
+    From a model, its config's ``layer_norm_eps`` is kept on every LayerNorm (``IJepaConfig``'s default
+    is 1e-12, the I-JEPA networks' 1e-6: at the default, a model built by ``transformers`` differs from
+    ours by about 3e-5 in its output unless the eps comes along). A state dict alone carries no eps:
+    the encoder then has ours, 1e-6.
+
+    Raises:
+        CheckpointError: the model's activation is not exact GELU, the one our blocks compute.
+    """
     state = model if isinstance(model, Mapping) else model.state_dict()
-    if num_heads is None and not isinstance(model, Mapping):
-        num_heads = int(model.config.num_attention_heads)
+    eps = None
+    if not isinstance(model, Mapping):
+        config = model.config
+        if num_heads is None:
+            num_heads = int(config.num_attention_heads)
+        if config.hidden_act != "gelu":
+            raise CheckpointError(f"IJepaConfig.hidden_act={config.hidden_act!r}: our blocks compute exact GELU "
+                                  "('gelu'); this model would give other outputs")
+        eps = float(config.layer_norm_eps)
     ours = our_state_dict_from_hf(state)
     encoder = infer_vit_config(ours, num_heads=num_heads).build()
     load_strict(encoder, ours, "Hugging Face state dict")
+    if eps is not None:
+        for module in encoder.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.eps = eps
     return encoder.eval()

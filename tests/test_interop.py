@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from jepa_torch.checkpoint import CheckpointError
 from jepa_torch.interop import from_hf, from_timm, hf_state_dict, our_state_dict_from_hf, to_hf, to_timm
 from jepa_torch.models import build_vit
 from jepa_torch.vit import TransformerEncoder
@@ -38,6 +39,33 @@ def test_timm_both_ways() -> None:
         assert torch.equal(back(images), ours)
     for k, v in enc.state_dict().items():
         assert torch.equal(back.state_dict()[k], v), k
+
+
+def test_a_model_timm_made_loads_into_ours() -> None:
+    """timm's own I-JEPA architecture (``vit_huge_patch14_gap_224``, cut to 2 blocks at 56 px), its own init."""
+    timm = pytest.importorskip("timm", reason="timm is not installed (pip install 'jepa-reference[interop]')")
+    torch.manual_seed(0)
+    theirs = timm.create_model("vit_huge_patch14_gap_224", pretrained=False, img_size=56, depth=2).eval()
+    ours = from_timm(theirs)
+    images = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        assert _diff(theirs.forward_features(images), ours(images)) <= TOL
+
+
+def test_a_model_hugging_face_made_loads_into_ours() -> None:
+    """``IJepaModel`` built by transformers, at its config's default LayerNorm eps (1e-12), which comes along."""
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    torch.manual_seed(0)
+    config = transformers.IJepaConfig(hidden_size=96, num_hidden_layers=2, num_attention_heads=3,
+                                      intermediate_size=384, image_size=32, patch_size=8)
+    theirs = transformers.IJepaModel(config).eval()
+    ours = from_hf(theirs)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert _diff(theirs(pixel_values=images).last_hidden_state, ours(images)) <= TOL
+        assert _diff(to_hf(ours)(pixel_values=images).last_hidden_state, ours(images)) <= TOL
+    with pytest.raises(CheckpointError, match="hidden_act"):
+        from_hf(transformers.IJepaModel(transformers.IJepaConfig(**{**config.to_dict(), "hidden_act": "relu"})))
 
 
 def test_hugging_face_both_ways() -> None:
