@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[torch,dev,interop]"
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[torch,dev,interop,jax]"
 	touch $@
 
 demo: install
@@ -24,7 +24,7 @@ spec-demo: install
 	$(PY) examples/spec_demo.py
 
 typecheck: install
-	$(PY) -m mypy --strict jepa_core jepa_torch tests/typing_conformance.py
+	$(PY) -m mypy --strict jepa_core jepa_torch jepa_jax tests/typing_conformance.py
 
 unit: install
 	$(PY) -m pytest tests
@@ -32,6 +32,7 @@ unit: install
 laws: install
 	$(PY) -m pytest properties --jepa-backend=jepa_core.reference:backend
 	$(PY) -m pytest properties --jepa-backend=jepa_torch.backend:backend
+	$(PY) -m pytest properties --jepa-backend=jepa_jax.backend:backend
 
 test: typecheck unit laws
 
