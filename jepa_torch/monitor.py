@@ -1,18 +1,25 @@
-"""Collapse monitors: RankMe and the spread of normalised features.
+"""Collapse monitors: RankMe and the spread of the centred features.
 
 A collapsing JEPA maps every input to (nearly) the same representation, which the
 loss cannot see: predictions and targets agree trivially. These statistics of a
-fixed batch's pooled features can:
+fixed batch's pooled features can. Both are taken of the **centred** features (the batch mean
+removed): pooled ViT features share one large common direction (mean cosine near 1 early in a
+healthy run), which says nothing about whether inputs are told apart.
 
 - **RankMe** (Garrido et al., 2023): ``exp(entropy(s / sum(s)))`` of the singular values
-  ``s`` of the ``(N, D)`` feature matrix; between 1 (rank one, collapsed) and ``min(N, D)``.
-- **feature std**: the mean over dimensions of the standard deviation of the
+  ``s`` of the centred ``(N, D)`` feature matrix; between 1 (rank one, collapsed) and ``min(N, D)``.
+- **feature std**: the mean over dimensions of the standard deviation of the centred,
   L2-normalised features; about ``1 / sqrt(D)`` for well-spread features, 0 at collapse.
 
+A reading is low when RankMe is under ``max(2, 1% of D)`` or the feature std under
+``0.2 / sqrt(D)``. The monitor warns only when ``patience`` consecutive readings after the warm-up
+are low (one low reading of a fixed batch is noise), names the statistic that is low with its
+threshold and the online probe's accuracy beside it, and says so when the readings recover.
+
 The JEPA loss is only a proxy for what the features are worth, so the monitor also runs an
-**online probe** when the run has labels: a linear probe (standardised logistic regression,
-``C = 0.1``) and kNN (cosine, k = 20, as the final evaluation) fitted on the fixed batch and
-scored on (at most ``probe_size`` of) the held-out split. It reuses the fixed batch's features,
+**online probe** when the run has labels and a held-out split: a linear probe (standardised logistic
+regression, ``C = 0.1``) and kNN (cosine, k = 20, as the final evaluation) fitted on the fixed batch
+and scored on (at most ``probe_size`` of) the held-out split. It reuses the fixed batch's features,
 so it adds the cost of encoding those held-out inputs and of fitting the two probes.
 """
 
@@ -32,45 +39,67 @@ from .evaluation.probes import knn_predict
 log = logging.getLogger(__name__)
 
 __all__ = ["ONLINE_PROBE_C", "CollapseStats", "FixedBatchMonitor", "collapse_stats", "feature_std", "rankme",
-           "warn_threshold"]
+           "std_threshold", "warn_threshold"]
 
 ONLINE_PROBE_C = 0.1
 """The online linear probe's inverse regularisation (fixed: no cross-validation during training)."""
 
 
-def rankme(features: Tensor, eps: float = 1e-7) -> float:
-    """Effective rank of ``(N, D)`` features from the entropy of their normalised singular values."""
+def _centred(features: Tensor) -> Tensor:
+    """``(N, D)`` features less their mean; rows left with rounding noise only (equal rows) are exactly 0."""
     z = features.detach().double().reshape(features.shape[0], -1)  # (N, D)
-    s = torch.linalg.svdvals(z)
+    c = z - z.mean(dim=0, keepdim=True)
+    noise = 1e-9 * float(z.abs().max()) if z.numel() else 0.0
+    return torch.where(c.norm(dim=1, keepdim=True) > noise, c, torch.zeros_like(c))
+
+
+def rankme(features: Tensor, eps: float = 1e-7) -> float:
+    """Effective rank of centred ``(N, D)`` features from the entropy of their normalised singular values."""
+    s = torch.linalg.svdvals(_centred(features))
     total = s.sum()
-    if not total > 0:
+    if not total > 0:  # every row equal
         return 1.0
     p = s / total + eps
     return float(torch.exp(-(p * torch.log(p)).sum()))
 
 
 def feature_std(features: Tensor) -> float:
-    """Mean per-dimension std of the L2-normalised ``(N, D)`` features."""
-    z = torch.nn.functional.normalize(features.detach().double().reshape(features.shape[0], -1), dim=1)
+    """Mean per-dimension std of the centred, L2-normalised ``(N, D)`` features."""
+    z = torch.nn.functional.normalize(_centred(features), dim=1)
     return float(z.std(dim=0).mean())
 
 
 @dataclass(frozen=True)
 class CollapseStats:
-    """The monitors of one evaluation; ``collapsing`` when either falls below its warning level."""
+    """The monitors of one evaluation; ``low`` names each statistic under its threshold."""
 
     rankme: float
     feature_std: float
     dim: int
 
     @property
+    def low(self) -> list[str]:
+        """``"RankMe 1.3 < 2"``-style descriptions of the statistics under their thresholds."""
+        out = []
+        if self.rankme < warn_threshold(self.dim):
+            out.append(f"RankMe {self.rankme:.3g} < {warn_threshold(self.dim):.3g}")
+        if self.feature_std < std_threshold(self.dim):
+            out.append(f"feature std {self.feature_std:.3g} < {std_threshold(self.dim):.3g} (0.2 / sqrt({self.dim}))")
+        return out
+
+    @property
     def collapsing(self) -> bool:
-        return self.rankme < warn_threshold(self.dim) or self.feature_std < 0.2 / math.sqrt(self.dim)
+        return bool(self.low)
 
 
 def warn_threshold(dim: int) -> float:
-    """The RankMe below which a run is flagged: 1% of the feature width, at least 2."""
+    """The RankMe below which a reading is low: 1% of the feature width, at least 2."""
     return max(2.0, 0.01 * dim)
+
+
+def std_threshold(dim: int) -> float:
+    """The feature std below which a reading is low: a fifth of a well-spread ``1 / sqrt(dim)``."""
+    return 0.2 / math.sqrt(dim)
 
 
 def collapse_stats(features: Tensor) -> CollapseStats:
@@ -95,14 +124,20 @@ class FixedBatchMonitor:
             are nearly rank one; they spread once the warm-up has run).
         holdout: the held-out split, un-augmented; with labels on both, the online probe runs.
         probe_size: how many held-out inputs (spread evenly) the online probe scores on, kept in memory.
+        patience: consecutive low readings (after ``warn_after``) before the warning.
+        speak: log the warning and recovery lines (the main process of a run; others measure silently).
     """
 
     def __init__(self, dataset: Dataset[Tensor], device: torch.device, size: int = 512,
-                 warn_after: int = 0, holdout: Dataset[Tensor] | None = None, probe_size: int = 1024) -> None:
+                 warn_after: int = 0, holdout: Dataset[Tensor] | None = None, probe_size: int = 1024,
+                 patience: int = 3, speak: bool = True) -> None:
+        if patience < 1:
+            raise ValueError(f"FixedBatchMonitor: patience={patience} must be >= 1")
         picked = _spread(len(dataset), size)  # type: ignore[arg-type]
         self.inputs = torch.stack([dataset[(0, 0, i)] for i in picked]).to(device)
-        self.warned = False
-        self.warn_after = warn_after
+        self.warn_after, self.patience, self.speak = warn_after, patience, speak
+        self.low_streak = 0  # consecutive low readings after warn_after
+        self.warned = False  # a warning stands (no recovery line since)
         labels, held_labels = getattr(dataset, "labels", None), getattr(holdout, "labels", None)
         self.probe: tuple[Tensor, Tensor, Tensor] | None = None
         if holdout is not None and labels is not None and held_labels is not None and len(held_labels):
@@ -117,7 +152,8 @@ class FixedBatchMonitor:
     @torch.no_grad()
     def measure(self, encoder: nn.Module, step: int) -> dict[str, float]:
         """``rankme`` and ``feature_std`` of the encoder's pooled tokens, and ``probe_linear`` and
-        ``probe_knn`` (held-out accuracies) when the run has labels; warns once on collapse."""
+        ``probe_knn`` (held-out accuracies) when the run has labels; warns after ``patience`` low readings
+        in a row, and says when they recover."""
         was_training = encoder.training
         encoder.eval()
         features = self._pooled(encoder, self.inputs)  # (n, D)
@@ -131,8 +167,24 @@ class FixedBatchMonitor:
             out["probe_knn"] = float((knn_predict(train_x, train_y, test_x, classes) == test_y).mean())
         encoder.train(was_training)
         stats = collapse_stats(features)
-        if stats.collapsing and not self.warned and step > self.warn_after:
-            self.warned = True
-            log.warning("step %d: representations are collapsing (RankMe %.1f of %d dims, feature std %.3g); "
-                        "see docs/evaluation.md for remedies", step, stats.rankme, stats.dim, stats.feature_std)
+        self._judge(stats, step, out.get("probe_linear"))
         return {"rankme": stats.rankme, "feature_std": stats.feature_std, **out}
+
+    def _judge(self, stats: CollapseStats, step: int, probe: float | None) -> None:
+        """Count the low readings in a row; warn at ``patience`` of them, and once more only after a recovery."""
+        beside = "" if probe is None else f"; online linear probe {probe:.1%}"
+        if stats.collapsing and step > self.warn_after:
+            self.low_streak += 1
+            if self.low_streak >= self.patience and not self.warned:
+                self.warned = True
+                if self.speak:
+                    log.warning("step %d: representations are collapsing: %s over the last %d monitor readings%s; "
+                                "see docs/evaluation.md for remedies", step, " and ".join(stats.low),
+                                self.low_streak, beside)
+            return
+        self.low_streak = 0
+        if self.warned and not stats.collapsing:
+            self.warned = False
+            if self.speak:
+                log.warning("step %d: representations recovered: RankMe %.3g, feature std %.3g, both above their "
+                            "thresholds%s", step, stats.rankme, stats.feature_std, beside)
