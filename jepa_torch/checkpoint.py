@@ -13,12 +13,20 @@ The predictor's heads default to the encoder's, as the official ``init_model`` b
 
 A sequence encoder (``jepa_torch.tokens``) saved in this layout is recognised by its 2-D
 ``patch_embed.proj.weight`` and read back as a ``SequenceTransformer``.
+
+Every file this project writes with :func:`atomic_save` carries ``digest``: the SHA-256 of its content
+(:func:`payload_digest`: every tensor's bytes, dtype and shape, and every other value, under its key
+path). :func:`read_official` recomputes it and refuses a file whose bytes changed after it was written
+(:class:`CorruptCheckpoint`), so a flipped byte inside a tensor, which ``torch.load`` cannot see, never
+reaches a model. Files without the entry (official ones, ours before it) load as before, unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +49,8 @@ __all__ = [
     "OFFICIAL_PREFIX",
     "CheckpointError",
     "CheckpointWriteError",
+    "CorruptCheckpoint",
+    "DIGEST_KEY",
     "UnreadableCheckpoint",
     "atomic_save",
     "infer_model_config",
@@ -50,11 +60,13 @@ __all__ = [
     "load_strict",
     "official_payload",
     "official_state_dict",
+    "payload_digest",
     "positions_for_grid",
     "read_official",
     "save_official",
     "strip_prefixes",
     "unwrap",
+    "verify_digest",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -73,6 +85,66 @@ class CheckpointWriteError(WriteError):
 
 class UnreadableCheckpoint(CheckpointError):
     """The file is not a loadable checkpoint at all (truncated, corrupt, not a torch file, not a dict)."""
+
+
+class CorruptCheckpoint(UnreadableCheckpoint):
+    """The file loads, but its content no longer matches the digest written with it."""
+
+
+DIGEST_KEY = "digest"
+"""The top-level entry holding ``"sha256:<hex>"`` of the rest of the file (:func:`payload_digest`)."""
+_DIGEST_ALGORITHM = "sha256"
+
+
+def _feed(h: Any, path: str, value: Any) -> None:
+    """Hash ``value`` under its key ``path``: mappings in key order, sequences in order, tensors as raw bytes."""
+    h.update(path.encode("utf-8", "surrogatepass") + b"\0")
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"tensor {t.dtype} {tuple(t.shape)}\0".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # the storage's bytes, no copy
+    elif isinstance(value, Mapping):
+        h.update(f"map {len(value)}\0".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, f"{path}/{type(key).__name__}:{key}", value[key])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__} {len(value)}\0".encode())
+        for i, item in enumerate(value):
+            _feed(h, f"{path}[{i}]", item)
+    elif isinstance(value, float):
+        h.update(b"float " + struct.pack("<d", value))  # exact, NaN payloads included
+    else:
+        h.update(f"{type(value).__name__} {value!r}\0".encode())
+
+
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of a checkpoint dict without its :data:`DIGEST_KEY` entry.
+
+    Every tensor's dtype, shape and bytes count, and so does every other value (steps, configs, RNG
+    states), each under its key path, independent of dict order. A tensor on a GPU is copied to the host.
+    """
+    h = hashlib.new(_DIGEST_ALGORITHM)
+    _feed(h, "", {k: v for k, v in payload.items() if k != DIGEST_KEY})
+    return f"{_DIGEST_ALGORITHM}:{h.hexdigest()}"
+
+
+def verify_digest(payload: Mapping[str, Any], where: str | os.PathLike[str]) -> bool:
+    """Check ``payload``'s :data:`DIGEST_KEY`; returns False when it has none (unverifiable, not wrong).
+
+    Raises:
+        CorruptCheckpoint: the content does not match the digest written with it.
+    """
+    stored = payload.get(DIGEST_KEY)
+    if stored is None:
+        return False
+    if not isinstance(stored, str) or not stored.startswith(f"{_DIGEST_ALGORITHM}:"):
+        raise CorruptCheckpoint(f"{where}: its {DIGEST_KEY!r} entry is {str(stored)[:40]!r}, not a {_DIGEST_ALGORITHM} "
+                                "digest; the file is damaged: use an earlier checkpoint")
+    if payload_digest(payload) != stored:
+        raise CorruptCheckpoint(f"{where}: corrupt: its content does not match the {_DIGEST_ALGORITHM} digest written "
+                                "with it (a changed byte); use an earlier checkpoint or copy the file again")
+    return True
 
 
 def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
@@ -252,8 +324,11 @@ def _reason(exc: BaseException) -> str:
 def read_official(source: PathLike | Mapping[str, Any], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict, from a path (``torch.load(weights_only=True)``) or an in-memory mapping.
 
+    A file that carries a digest (every file :func:`atomic_save` writes) is verified against it.
+
     Raises:
         CheckpointError: for a missing file, a file that is not a safe torch checkpoint, or a non-dict.
+        CorruptCheckpoint: the file's content does not match its digest.
     """
     if isinstance(source, Mapping):
         return dict(source)
@@ -269,6 +344,7 @@ def read_official(source: PathLike | Mapping[str, Any], map_location: str | torc
         ) from exc
     if not isinstance(obj, dict):
         raise UnreadableCheckpoint(f"{path}: holds a {type(obj).__name__}, expected a dict with keys {OFFICIAL_MODEL_KEYS}")
+    verify_digest(obj, path)
     return obj
 
 
@@ -387,14 +463,16 @@ def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return strip_prefixes(unwrap(module).state_dict())
 
 
-def atomic_save(obj: Any, path: PathLike) -> None:
-    """``torch.save`` through :func:`jepa_torch.files.atomic_write`: all or nothing under ``path``.
+def atomic_save(obj: Mapping[str, Any], path: PathLike) -> None:
+    """``torch.save`` of ``obj`` and its digest (:data:`DIGEST_KEY`) through :func:`jepa_torch.files.atomic_write`:
+    all or nothing under ``path``, and a reader can tell whether the bytes it reads are the bytes written.
 
     Raises:
         CheckpointWriteError: the folder is missing or an ``OSError`` while writing (a full disk, no
             permission), in one line naming the file; a training run resumes from its last checkpoint.
     """
-    atomic_write(path, lambda f: torch.save(obj, f), error=CheckpointWriteError)
+    payload = {**obj, DIGEST_KEY: payload_digest(obj)}
+    atomic_write(path, lambda f: torch.save(payload, f), error=CheckpointWriteError)
 
 
 OFFICIAL_PREFIX = "module."

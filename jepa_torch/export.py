@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
-from .checkpoint import (OFFICIAL_PREFIX, CheckpointError, CheckpointWriteError, infer_vit_config, load_strict,
-                         read_official, strip_prefixes)
+from .checkpoint import (DIGEST_KEY, OFFICIAL_PREFIX, CheckpointError, CheckpointWriteError, CorruptCheckpoint,
+                         atomic_save, infer_vit_config, load_strict, payload_digest, read_official, strip_prefixes)
 from .resume import FORMAT_VERSION
 from .files import atomic_write
 from .vit import TransformerEncoder
@@ -49,7 +48,7 @@ def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "t
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in strip_prefixes(ckpt[key]).items()}
         meta = {"format": "jepa-torch-encoder", "which": which, "step": str(ckpt.get("step", "")),
-                "config": json.dumps(ckpt.get("config", {}))}
+                "config": json.dumps(ckpt.get("config", {})), DIGEST_KEY: payload_digest(tensors)}
         atomic_write(dest, lambda f: f.write(save(tensors, metadata=meta)), error=CheckpointWriteError)
     elif fmt == "official":
         missing = [k for k in ("encoder", "predictor", "target_encoder") if k not in ckpt]
@@ -60,29 +59,42 @@ def export_encoder(checkpoint: str | Path, out: str | Path, *, which: Which = "t
         payload["epoch"] = ckpt.get("epoch", 0)
         if ckpt.get("format_version") == FORMAT_VERSION:  # its opt is in the official layout: resumable there
             payload.update({k: ckpt[k] for k in ("opt", "scaler", "loss", "batch_size", "world_size", "lr") if k in ckpt})
-        atomic_write(dest, lambda f: torch.save(payload, f), error=CheckpointWriteError)
+        atomic_save(payload, dest)
     else:
         raise CheckpointError(f"format {fmt!r}: use safetensors or official")
     return dest
 
 
-def load_encoder(path: str | Path, *, which: Which = "target", num_heads: int | None = None) -> TransformerEncoder:
-    """Build and strictly load an encoder from a safetensors export, a training checkpoint or an
-    official checkpoint; the architecture is inferred from the tensor shapes."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors export, verified against the digest in its metadata when it has one."""
+    from safetensors import SafetensorError, safe_open
 
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    stored = meta.get(DIGEST_KEY)
+    if stored is not None and payload_digest(state) != stored:
+        raise CorruptCheckpoint(f"{path}: corrupt: its tensors do not match the digest written with them (a changed "
+                                "byte); export the encoder again")
+    return state
+
+
+def load_encoder(source: str | Path | Mapping[str, Any], *, which: Which = "target",
+                 num_heads: int | None = None) -> TransformerEncoder:
+    """Build and strictly load an encoder from a safetensors export, a training checkpoint or an
+    official checkpoint (a path, or a checkpoint dict already read); the architecture is inferred from
+    the tensor shapes. A file with a digest is verified first."""
+    name = "checkpoint" if isinstance(source, Mapping) else Path(source).name
+    if not isinstance(source, Mapping) and Path(source).suffix == ".safetensors":
+        state = _read_safetensors(Path(source))
     else:
-        ckpt = read_official(path)
+        ckpt = read_official(source if isinstance(source, Mapping) else Path(source))
         if _KEYS[which] not in ckpt:
-            raise CheckpointError(f"{path}: has no {_KEYS[which]!r} state dict")
+            raise CheckpointError(f"{name}: has no {_KEYS[which]!r} state dict")
         state = strip_prefixes(ckpt[_KEYS[which]])
     encoder = infer_vit_config(state, num_heads=num_heads).build()
-    load_strict(encoder, state, f"{path.name}")
+    load_strict(encoder, state, name)
     return encoder.eval()

@@ -3,7 +3,9 @@
 Every file the project writes for keeps (checkpoints, exported weights, configs, the run log) goes
 through :func:`atomic_write`: the bytes go to a temporary file in the destination's folder, which is
 flushed and fsynced, renamed over the destination with ``os.replace`` (atomic on POSIX and
-Windows), and the folder is fsynced so the rename survives a power cut.
+Windows), and the folder is fsynced so the rename survives a power cut. The file gets the permissions
+an ordinary ``open`` would give it (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``, so a
+colleague can read a run's weights wherever the umask lets them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["WriteError", "atomic_write"]
+__all__ = ["WriteError", "atomic_write", "file_mode"]
 
 
 class WriteError(OSError):
     """Writing a file failed (no folder, a full disk, no permission); the message names the file and the fix."""
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the kernel reports it (Linux >= 4.7)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it straight back
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open``: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *,
@@ -40,6 +61,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     tmp = ""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            os.fchmod(fd, file_mode())  # mkstemp makes it 0o600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

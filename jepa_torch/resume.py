@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, atomic_save, load_strict, official_payload, read_official, unwrap
+from .checkpoint import (CheckpointError, atomic_save, load_strict, official_payload, read_official, unwrap,
+                         verify_digest)
 from .fsdp import gather_full, shard_optimizer_state
 from .optim import from_official_optimizer_state, to_official_optimizer_state
 
@@ -32,6 +33,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ResumeState",
     "checkpoint_path",
+    "last_verified_checkpoint",
     "list_checkpoints",
     "load_training_checkpoint",
     "prune_checkpoints",
@@ -62,6 +64,24 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return sorted(found)
+
+
+def last_verified_checkpoint(folder: Path, first: Path | None = None) -> Path | None:
+    """The newest checkpoint that reads and matches its digest: ``first`` if it does, else the newest in ``folder``.
+
+    Each candidate is read whole and its digest recomputed, so call this where a message is about to
+    name "the last good checkpoint" (a failed run), not on every step. A file without a digest is not
+    verified and not returned.
+    """
+    candidates = [] if first is None else [first]
+    candidates += [p for _, p in reversed(list_checkpoints(folder)) if p != first]
+    for path in candidates:
+        try:
+            if verify_digest(read_official(path), path):
+                return path
+        except CheckpointError:
+            continue
+    return None
 
 
 def prune_checkpoints(folder: Path, keep: int) -> None:

@@ -55,6 +55,7 @@ from .runlog import RunLogger
 from .resume import (
     ResumeState,
     checkpoint_path,
+    last_verified_checkpoint,
     list_checkpoints,
     load_training_checkpoint,
     prune_checkpoints,
@@ -194,11 +195,18 @@ def networks(model: JEPA | LeJEPA) -> tuple[nn.Module, nn.Module, nn.Module]:
     return model.encoder, model.predictor, model.target_encoder
 
 
-def _read_losses(pending: list[Tensor], step: int, last_ckpt: Path | None) -> list[tuple[int, float]]:
+def _last_good(folder: Path, last_ckpt: Path | None) -> str:
+    """How a failure message names the checkpoint to go back to: the newest one whose digest verifies."""
+    good = last_verified_checkpoint(folder, last_ckpt)
+    return str(good) if good is not None else "none (no checkpoint that verifies was written yet)"
+
+
+def _read_losses(pending: list[Tensor], step: int, folder: Path, last_ckpt: Path | None) -> list[tuple[int, float]]:
     """``(step, loss)`` of the pending device losses (ending at ``step``), emptied; a non-finite one stops the run.
 
     Raises:
-        TrainingDiverged: naming the first step whose loss is NaN or infinite and the last good checkpoint.
+        TrainingDiverged: naming the first step whose loss is NaN or infinite and the last good checkpoint
+            (read back and verified against its digest now, not assumed).
     """
     values = torch.stack(pending).tolist()
     pending.clear()
@@ -206,8 +214,7 @@ def _read_losses(pending: list[Tensor], step: int, last_ckpt: Path | None) -> li
     for i, value in enumerate(values):
         if not math.isfinite(value):
             raise TrainingDiverged(
-                f"loss is {value} at step {first + i}; the last good checkpoint is "
-                f"{last_ckpt if last_ckpt is not None else 'none (no checkpoint was written yet)'}; "
+                f"loss is {value} at step {first + i}; the last good checkpoint is {_last_good(folder, last_ckpt)}; "
                 "lower optimization.lr, set optimization.grad_clip, or resume from it")
     return [(first + i, value) for i, value in enumerate(values)]
 
@@ -233,7 +240,7 @@ def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA,
     if bad:
         raise TrainingDiverged(
             f"weights are not finite at step {step} (first: {bad[0]}); not saving them; the last good "
-            f"checkpoint is {last_ckpt if last_ckpt is not None else 'none'}")
+            f"checkpoint is {_last_good(folder, last_ckpt)}")
     path = checkpoint_path(folder, step)
     if env.is_main or is_sharded(encoder):
         save_training_checkpoint(
@@ -286,7 +293,7 @@ def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA | LeJEPA,
         except UnreadableCheckpoint as exc:
             if cfg.run.resume != "auto":
                 raise
-            log.warning("run.resume=auto: skipping an unreadable checkpoint: %s", exc)
+            log.warning("run.resume=auto: %s; falling back to the previous checkpoint", exc)
             continue
         return path, state
     if candidates and cfg.run.resume == "auto":
@@ -425,7 +432,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                 if log_now or checkpoint_now:
                     # The loop's one host sync: the losses since the last read, each checked before anything
                     # is logged or saved (a NaN between reads only costs the steps up to the next read).
-                    done = _read_losses(pending, step, last_ckpt)
+                    done = _read_losses(pending, step, ckpt_dir, last_ckpt)
                     losses.extend(done)
                     value = done[-1][1]
                 if log_now:

@@ -65,7 +65,7 @@ def test_round_trip_through_a_file_keeps_every_tensor(tmp_path: Path) -> None:
     opt = torch.optim.AdamW(list(enc.parameters()) + list(pred.parameters()), lr=0.001)
     save_official(path, enc, pred, target, opt=opt.state_dict(), scaler=None, epoch=7, lr=0.001)
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "lr"}
+    assert set(raw) == {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "lr", "digest"}
     assert raw["epoch"] == 7 and raw["opt"]["param_groups"][0]["lr"] == 0.001
     assert all(k.startswith("module.") and not k.startswith("module.module.")
                for sd in (raw["encoder"], raw["predictor"]) for k in sd)  # the official trainer's keys

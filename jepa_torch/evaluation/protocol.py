@@ -216,6 +216,7 @@ class _Checkpoint:
     config: Any  # the run's TrainConfig, or None for an official file or an export
     step: int
     method: str
+    content: dict[str, Any] | None  # the file's entries, read (and verified) once; None for an export
 
 
 def _open(path: Path) -> _Checkpoint:
@@ -223,20 +224,21 @@ def _open(path: Path) -> _Checkpoint:
     from ..config_io import config_from_dict
 
     if path.suffix == ".safetensors":
-        return _Checkpoint(path, None, 0, "export")
+        return _Checkpoint(path, None, 0, "export", None)
     ckpt = read_official(path)
     if not any(k in ckpt for k in ("target_encoder", "encoder")):
         raise CheckpointError(f"{path}: has neither 'target_encoder' nor 'encoder' (keys: {sorted(ckpt)[:6]}); "
                               "give a JEPA checkpoint (ours, official I-JEPA, or a .safetensors export)")
     cfg = config_from_dict(ckpt["config"]) if "config" in ckpt else None
     method = "official" if cfg is None else cfg.method.name
-    return _Checkpoint(path, cfg, int(ckpt.get("step", ckpt.get("epoch", 0))), method)
+    return _Checkpoint(path, cfg, int(ckpt.get("step", ckpt.get("epoch", 0))), method, ckpt)
 
 
 def _encoder(ckpt: _Checkpoint, which: str) -> nn.Module:
     from ..export import load_encoder
 
-    encoder: nn.Module = load_encoder(ckpt.path, which=which)  # type: ignore[arg-type]
+    source = ckpt.path if ckpt.content is None else ckpt.content
+    encoder: nn.Module = load_encoder(source, which=which)  # type: ignore[arg-type]
     return encoder
 
 
