@@ -37,6 +37,19 @@ class _Parser(argparse.ArgumentParser):
         super().error(_one_line(message))
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """The library's log on the current ``sys.stderr``: ``jepa-torch: <note>`` for information,
+    ``jepa-torch: warning: <message>`` for warnings and worse."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # the stream of now (a test's capture, a redirected stderr)
+        super().emit(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        kind = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"jepa-torch: {kind}{_one_line(record.getMessage())}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jepa-torch", description="Train and export I-JEPA models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,8 +185,12 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    # every warning of the library goes through logging; on the command line it reads like the errors
-    logging.basicConfig(format="jepa-torch: warning: %(message)s", level=logging.WARNING)
+    # the library speaks through logging: its notes (a run's header) as "jepa-torch: ...", its warnings as
+    # "jepa-torch: warning: ...", like the errors
+    library = logging.getLogger("jepa_torch")
+    if not any(isinstance(h, _Stderr) for h in library.handlers):  # main() may run many times in one process
+        library.addHandler(_Stderr())
+    library.setLevel(logging.INFO)
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError

@@ -10,6 +10,7 @@ Loading YAML, ``--set`` overrides and the official I-JEPA YAML layout live in
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
@@ -110,9 +111,12 @@ class DataConfig:
 
     Attributes:
         dataset: ``digits`` (scikit-learn's bundled 8x8 digits, upsampled; offline),
-            ``image_folder`` (an ImageFolder tree at ``path``), or ``sequence`` (a ``.npy``
-            file of shape ``(N, T, input_dim)`` at ``path``).
-        path: the folder or file; unused for digits.
+            ``image_folder`` (a folder of images at ``path``: ``<path>/<class>/<image>`` with labels, or
+            ``<path>/<image>`` without), or ``sequence`` (a ``.npy`` file of shape ``(N, T, input_dim)``
+            at ``path``). Left out (null), it is read from ``path``: none gives digits, a ``.npy`` file
+            a sequence, anything else an image folder.
+        path: the folder or file (a leading ``~`` is the home folder); digits take none, and a path
+            given beside them is refused.
         img_size: the square crop side fed to the encoder (official ``crop_size``).
         crop_scale: random-resized-crop area range (official ``(0.3, 1.0)``).
         horizontal_flip, color_jitter, gaussian_blur: the official augmentations;
@@ -122,7 +126,7 @@ class DataConfig:
         holdout_fraction: share of the data never trained on, kept for evaluation.
     """
 
-    dataset: Dataset = "digits"
+    dataset: Dataset | None = None
     path: str | None = None
     img_size: int = 32
     crop_scale: tuple[float, float] = (0.3, 1.0)
@@ -134,10 +138,18 @@ class DataConfig:
     holdout_fraction: float = 0.2
 
     def __post_init__(self) -> None:
+        if isinstance(self.path, str) and self.path.startswith("~"):  # a shell leaves ~ in --set data.path=~/x
+            object.__setattr__(self, "path", os.path.expanduser(self.path))
+        if self.dataset is None:  # one spelling from here on: the dataset the path names
+            inferred = "digits" if not self.path else "sequence" if self.path.endswith(".npy") else "image_folder"
+            object.__setattr__(self, "dataset", inferred)
         if self.dataset not in ("digits", "image_folder", "sequence"):
             raise _fail("data.dataset", self.dataset, "use digits, image_folder or sequence")
         if self.dataset != "digits" and not self.path:
             raise _fail("data.path", self.path, f"dataset {self.dataset} needs a path")
+        if self.dataset == "digits" and self.path:
+            raise _fail("data.path", self.path, "data.dataset=digits reads the bundled digits and ignores a path; "
+                        "set data.dataset=image_folder (or sequence for a .npy file) to train on it")
         _positive("data", self, "img_size", "batch_size")
         _range("data.crop_scale", self.crop_scale, 1e-6, 1.0)
         _non_negative("data", self, "color_jitter", "num_workers")

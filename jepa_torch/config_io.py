@@ -360,8 +360,9 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 
     Args:
         cfg: the resolved config.
-        path: the destination; its folder must exist.
+        path: the destination; its folder is made if missing.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -47,6 +47,7 @@ __all__ = [
     "JepaDataset",
     "build_dataset",
     "digits_splits",
+    "image_folder",
     "input_spec",
     "make_loader",
     "sample_seed",
@@ -137,13 +138,18 @@ class DigitsDataset(JepaDataset):
 
 
 class ImageFolderDataset(JepaDataset):
-    """An ImageFolder tree ``<root>/<class>/<image>`` read with PIL as RGB."""
+    """Images read with PIL as RGB: an ImageFolder tree ``<root>/<class>/<image>``, or unlabelled images.
+
+    Args:
+        samples: ``(path, class)`` of every image of the folder.
+        labelled: False for a folder without classes (``labels`` is then None).
+    """
 
     def __init__(self, indices: np.ndarray[Any, Any], samples: Sequence[tuple[str, int]], img_size: int,
-                 transform: Callable[[Any], Tensor]) -> None:
+                 transform: Callable[[Any], Tensor], labelled: bool = True) -> None:
         super().__init__(indices, transform)
         self.samples = samples
-        self.labels = torch.tensor([samples[i][1] for i in indices], dtype=torch.int64)
+        self.labels = torch.tensor([samples[i][1] for i in indices], dtype=torch.int64) if labelled else None
         self.spec = ("image", (3, img_size, img_size))
 
     def _load(self, position: int) -> Image.Image:
@@ -188,20 +194,35 @@ def _split(n: int, holdout_fraction: float, labels: np.ndarray[Any, Any] | None)
     return np.setdiff1d(np.arange(n), holdout), holdout
 
 
-def _image_folder(root: str) -> tuple[list[tuple[str, int]], np.ndarray[Any, Any]]:
-    from torchvision.datasets import ImageFolder
+def image_folder(root: str) -> tuple[tuple[tuple[str, int], ...], np.ndarray[Any, Any] | None]:
+    """The images of a folder: ``(path, class)`` of each, and the class labels, or None without classes.
+
+    ``<root>/<class>/<image>`` with two or more class folders is labelled (an ImageFolder tree);
+    images directly in ``root``, or in a single subfolder, are unlabelled (every sample has class 0).
+
+    Raises:
+        DataError: a missing folder, no images, or images both at the top and in class folders.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     path = Path(root)
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
-        raise DataError(f"data.path={root!r} {what}; give an ImageFolder root: <path>/<class>/<image>")
+        raise DataError(f"data.path={root!r} {what}; give a folder of images (<path>/<image>, or <path>/<class>/<image>)")
+    loose = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS))
     try:
-        folder = ImageFolder(root, allow_empty=True)
+        classes = find_classes(root)[1]
     except FileNotFoundError:
-        raise DataError(f"data.path={root!r} has no class subfolders; put images in <path>/<class>/<image>") from None
-    if not folder.samples:
-        raise DataError(f"data.path={root!r} has no image files (.jpg, .png, ...) in its class subfolders")
-    return list(folder.samples), np.asarray(folder.targets, dtype=np.int64)
+        classes = {}
+    nested = make_dataset(root, classes, extensions=IMG_EXTENSIONS, allow_empty=True) if classes else []
+    if loose and nested:
+        raise DataError(f"data.path={root!r} has {len(loose)} images at its top level and {len(nested)} in class "
+                        "subfolders; put every image in a class subfolder, or all of them at the top level")
+    if not loose and not nested:
+        raise DataError(f"data.path={root!r} has no image files (.jpg, .png, ...) in it or in its subfolders")
+    if loose or len({c for _, c in nested}) < 2:  # one class carries no label information
+        return tuple((p, 0) for p in (loose or [p for p, _ in nested])), None
+    return tuple(nested), np.asarray([c for _, c in nested], dtype=np.int64)
 
 
 def _load_sequences(file: str) -> np.ndarray[Any, Any]:
@@ -237,7 +258,7 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
     Args:
         cfg: the run's config (``data.*``).
         split: ``train`` (what training sees) or ``holdout`` (``data.holdout_fraction`` of the
-            samples, never trained on).
+            samples, never trained on; empty when the fraction is 0).
         augment: the official training transforms; default: only for ``train``. Without them
             images are resized and centre-cropped (folders) or taken as they are (digits).
 
@@ -245,7 +266,8 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
         The split; ``input_spec`` gives its shape, ``.labels`` its labels.
 
     Raises:
-        DataError: a missing or empty folder, an unreadable .npy, an empty split.
+        DataError: a missing or empty folder, an unreadable .npy, an empty training split, or an empty
+            held-out split although the fraction is above 0.
     """
     if split not in ("train", "holdout"):
         raise ValueError(f"build_dataset: split={split!r}; use train or holdout")
@@ -264,10 +286,10 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
             parts = _split(len(_digits()[1]), d.holdout_fraction, _digits()[1])
             dataset = DigitsDataset(parts[part], d.img_size, tf)
         else:
-            samples, targets = _image_folder(path)
+            samples, targets = image_folder(path)
             parts = _split(len(samples), d.holdout_fraction, targets)
-            dataset = ImageFolderDataset(parts[part], samples, d.img_size, tf)
-    if len(dataset) == 0:
+            dataset = ImageFolderDataset(parts[part], samples, d.img_size, tf, labelled=targets is not None)
+    if len(dataset) == 0 and (split == "train" or d.holdout_fraction > 0):
         raise DataError(f"data.holdout_fraction={d.holdout_fraction}: the {split} split of {d.dataset} is empty; "
                         "change the fraction or add data")
     return dataset

@@ -252,6 +252,21 @@ def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA,
     return path
 
 
+def _header(cfg: TrainConfig, train_size: int, holdout_size: int, plan: Plan, env: _Dist, start: int,
+            resume_from: Path | None) -> str:
+    """The run's first line: what trains, on what, how long, where, and from where it resumes."""
+    d = cfg.data
+    what = d.dataset if d.dataset == "digits" else f"{d.dataset} {d.path}"
+    unit = "sequences" if d.dataset == "sequence" else "images"
+    precision = cfg.run.precision if cfg.run.precision != "auto" else ("bf16" if env.device.type == "cuda" else "fp32")
+    where = f"{env.device.type} x {env.world_size} processes" if env.world_size > 1 else str(env.device)
+    line = (f"{cfg.method.name} on {what}: {train_size} training and {holdout_size} held-out {unit}; "
+            f"{plan.run_steps} steps of {plan.global_batch}; {where}, {precision}; writing to {cfg.run.out_dir}")
+    if resume_from is not None:
+        line += f"; resuming from step {start} ({resume_from})"
+    return line
+
+
 def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA | LeJEPA, tuple[int, int]]:
     """The run's networks at initialisation (from the current torch seed) and the token grid.
 
@@ -313,9 +328,6 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     env = _setup(cfg)
     out = Path(cfg.run.out_dir)
     ckpt_dir = out / "checkpoints"
-    if env.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed % 2**32)
@@ -346,6 +358,9 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     sigreg_dim = cfg.method.projector_dim if isinstance(model, LeJEPA) else model.encoder.embed_dim
     uses_directions = lejepa or opt_cfg.sigreg_weight > 0
 
+    if env.is_main:  # the data and the plan are valid: only now does the run leave anything on disk
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     start = 0
     resumed = _load_resume(cfg, ckpt_dir, model, optimizer)
     resume_from = None if resumed is None else resumed[0]
@@ -377,11 +392,18 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # the global batch
         forward = DistributedDataParallel(model, **ddp_args)
 
+    holdout = build_dataset(cfg, "holdout", augment=False)  # empty when data.holdout_fraction is 0
+    if env.is_main:
+        log.info(_header(cfg, len(dataset), len(holdout), plan, env, start, resume_from))
+        if cfg.run.monitor_every and (dataset.labels is None or not len(holdout)):
+            why = ("data.holdout_fraction=0 holds out nothing to score on" if not len(holdout)
+                   else "the data has no labels (no class subfolders, or one)")
+            log.info("note: %s, so the online probe is off; RankMe and feature std still run", why)
     logger = RunLogger(out, start, tensorboard=cfg.run.tensorboard, total_steps=plan.run_steps,
                        progress=progress) if env.is_main else None
     # A sharded target encoder's forward is a collective: then every process runs the monitor; rank 0 logs it.
     monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device, warn_after=plan.warmup_steps,
-                                 holdout=build_dataset(cfg, "holdout", augment=False))
+                                 holdout=holdout if len(holdout) else None, speak=env.is_main)
                if (env.is_main or sharded) and cfg.run.monitor_every else None)
     if env.is_main:
         save_config(cfg, out / "config.yaml")

@@ -193,10 +193,11 @@ def test_truncated_image_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("layout", "match"),
     [
-        ("missing", r"data\.path='.*/images' does not exist; give an ImageFolder root"),
+        ("missing", r"data\.path='.*/images' does not exist; give a folder of images \(<path>/<image>, or "
+                    r"<path>/<class>/<image>\)"),
         ("file", r"data\.path='.*/images' is not a folder"),
-        ("empty", r"data\.path='.*/images' has no class subfolders; put images in <path>/<class>/<image>"),
-        ("no_images", r"data\.path='.*/images' has no image files \(\.jpg, \.png, \.\.\.\) in its class subfolders"),
+        ("empty", r"data\.path='.*/images' has no image files \(\.jpg, \.png, \.\.\.\) in it or in its subfolders"),
+        ("no_images", r"data\.path='.*/images' has no image files \(\.jpg, \.png, \.\.\.\) in it or in its subfolders"),
     ],
 )
 def test_bad_image_folders(tmp_path: Path, layout: str, match: str) -> None:

@@ -11,6 +11,7 @@ import csv
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -51,12 +52,17 @@ def _logged(out: Path) -> list[tuple[int, float]]:
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *names: str) -> str:
-    err = capsys.readouterr().err.strip()
+    """The one line of an error; the notes a run prints before it (its header line) are not part of it."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = "\n".join(line for line in lines if not _NOTE.match(line))
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
     for name in names:
         assert name in err, err
     return err
+
+
+_NOTE = re.compile(r"^jepa-torch: (\w+ on .*; writing to .*|note: .*)$")  # a run's header and notes
 
 
 def _cli(args: list[str]) -> subprocess.Popen[str]:

@@ -79,12 +79,16 @@ def run_splits(cfg: Any) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
     """A run's training split and held-out split, un-augmented, with its class names."""
     from ..data import build_dataset
 
+    if not cfg.data.holdout_fraction > 0:
+        raise EvaluationError("the run held out no data (data.holdout_fraction=0); give --train PATH --val PATH "
+                              "labelled image folders")
     out = []
     for split in ("train", "holdout"):
         ds = build_dataset(cfg, split, augment=False)
         if ds.labels is None:
-            raise EvaluationError(f"data.dataset={cfg.data.dataset}: has no labels to probe; give --train PATH "
-                                  "--val PATH labelled image folders")
+            what = cfg.data.dataset if cfg.data.path is None else f"{cfg.data.dataset} {cfg.data.path}"
+            raise EvaluationError(f"the run's data ({what}) has no labels to probe; give --train PATH --val PATH "
+                                  "labelled image folders")
         labels = ds.labels.numpy().astype(np.int64)
         out.append(LabelledSplit(_Labelled(ds, labels), labels, f"{cfg.data.dataset} {split} split"))
     classes = [str(c) for c in range(int(max(out[0].labels.max(), out[1].labels.max())) + 1)]
