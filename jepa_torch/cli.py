@@ -79,10 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--probes", nargs="+", default=list(PROBES), metavar="PROBE",
                     help=f"any of {' '.join(PROBES)} (default: all)")
     ev.add_argument("--last-k", type=int, default=4, help="layers the last-k probe concatenates (default 4)")
-    ev.add_argument("--epochs", type=int, help="exactly this many epochs of the linear heads (default: 100, and at "
-                    "least 2000 steps)")
-    ev.add_argument("--attentive-epochs", type=int, help="exactly this many epochs of the attentive probes (default: "
-                    "20, and at least 500 steps)")
+    ev.add_argument("--epochs", type=int, help="passes of the linear heads over the training split (default 100; a "
+                    "split under 6400 images gets smaller batches, 25 a pass)")
+    ev.add_argument("--attentive-epochs", type=int, help="passes of the attentive probes over the training split "
+                    "(default 20; a split under 3200 images gets smaller batches, 25 a pass)")
     ev.add_argument("--low-shot", nargs="+", default=[], metavar="N|P%",
                     help="labelled images per class (1 10) or a percentage (1%%) of the training split")
     ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")
@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="store the attentive probe's tokens up to this size, else encode again each epoch")
     ev.add_argument("--batch-size", type=int, default=128, help="feature extraction batch (default 128)")
     ev.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for images (default 0)")
-    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--device", default="auto",
+                    help="where encoders and probes run: auto (CUDA when available, as train), cpu, cuda or cuda:N")
     ev.add_argument("--seed", type=int, default=0, help="probes' initialisation, batch order, selection, draws")
     ev.add_argument("--no-baselines", action="store_true", help="skip random-init and raw-pixel baselines")
     ev.add_argument("--json", help="also write the report as JSON")
@@ -131,9 +132,9 @@ def _eval(args: argparse.Namespace) -> int:
         probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
         progress=not args.no_progress, cache=args.cache, img_size=args.img_size, token_disk_gib=args.token_disk_gib,
-        linear=defaults.linear if args.epochs is None else replace(defaults.linear, epochs=args.epochs, min_steps=0),
+        linear=defaults.linear if args.epochs is None else replace(defaults.linear, epochs=args.epochs),
         attentive=(defaults.attentive if args.attentive_epochs is None
-                   else replace(defaults.attentive, epochs=args.attentive_epochs, min_steps=0)))
+                   else replace(defaults.attentive, epochs=args.attentive_epochs)))
     report = evaluate(args.checkpoint, train=args.train, val=args.val, encoders=args.encoder,
                       baselines=not args.no_baselines, config=config)
     print(f"evaluation of {args.checkpoint} (step {report.step}): {report.train_size} training and "

@@ -385,3 +385,37 @@ def test_the_demo_trains_probes_and_draws(tmp_path: Path) -> None:
     for picture in ("curves.png", "masks.png", "pca.png", "confusion.png"):
         assert (tmp_path / picture).stat().st_size > 1000, picture
     assert json.loads((tmp_path / "eval.json").read_text())["val_size"] == report.val_size
+
+
+def test_probe_steps_scale_with_the_data() -> None:
+    """Epochs over the training split: 200 images cost a fraction of 20,000; a small split gets smaller batches
+    (25 a pass) rather than a floor of steps."""
+    grid = EvalConfig().linear
+    assert grid.batch_for(20_000) == 256 and grid.steps(20_000) == 100 * 79
+    assert grid.batch_for(1_000) == 40 and grid.steps(1_000) == 100 * 25
+    assert grid.batch_for(200) == 16 and grid.steps(200) == 100 * 13  # never below 16 rows
+    assert grid.steps(200) * grid.batch_for(200) < grid.steps(20_000) * grid.batch_for(20_000) / 50
+    assert HeadGrid(3, 32, (1e-2,), (0.0,)).batch_for(5) == 32  # min_batches=0: the batch as given
+
+
+def test_probe_training_shows_progress_with_an_estimate(capsys: pytest.CaptureFixture[str]) -> None:
+    from jepa_torch.evaluation.probes import ArrayBatches
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+    grid = HeadGrid(5, 16, (1e-2,), (0.0,))
+    train_heads(lambda: LinearHead(6, 3), ArrayBatches(x, y, 16, 0), grid, 0, torch.device("cpu"),
+                progress="pixels: linear probe, 1 heads")
+    err = capsys.readouterr().err
+    assert "pixels: linear probe, 1 heads:" in err and "/20 [00:00<" in err  # done/total [elapsed<time left]
+    train_heads(lambda: LinearHead(6, 3), ArrayBatches(x, y, 16, 0), grid, 0, torch.device("cpu"))
+    assert capsys.readouterr().err == ""
+
+
+def test_the_device_defaults_to_auto_as_in_training(capsys: pytest.CaptureFixture[str]) -> None:
+    assert EvalConfig().device == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(EvaluationError, match="--device cuda: no CUDA device is visible; use --device auto or cpu"):
+            EvalConfig(device="cuda")
+    with pytest.raises(EvaluationError, match="--device tpu: use auto, cpu, cuda or cuda:N"):
+        EvalConfig(device="tpu")

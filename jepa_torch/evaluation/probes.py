@@ -191,18 +191,34 @@ class Batches(Protocol):
 
 @dataclass(frozen=True)
 class HeadGrid:
-    """How a grid of heads is trained: epochs (at least ``min_steps`` steps: a small training split needs
-    more passes), batch, the grid, and the warm-up's share of the steps."""
+    """How a grid of heads is trained: epochs over the training rows, the batch, the grid, and the warm-up's
+    share of the steps.
+
+    The cost is ``epochs`` passes over the data, whatever its size. A small training split would give an
+    epoch only a step or two, too few for a head to move, so the batch shrinks until an epoch has
+    ``min_batches`` steps (:meth:`batch_for`), never below ``min_batch`` rows.
+    """
 
     epochs: int
     batch_size: int
     lrs: tuple[float, ...]
     weight_decays: tuple[float, ...]
     warmup_fraction: float = 0.1
-    min_steps: int = 0
+    min_batches: int = 0
+    min_batch: int = 16
 
     def points(self) -> list[tuple[float, float]]:
         return [(lr, wd) for lr in self.lrs for wd in self.weight_decays]
+
+    def batch_for(self, rows: int) -> int:
+        """The batch for ``rows`` training rows: ``batch_size``, or less so that an epoch has ``min_batches``."""
+        if not self.min_batches:
+            return self.batch_size
+        return max(1, min(self.batch_size, max(self.min_batch, -(-rows // self.min_batches))))
+
+    def steps(self, rows: int) -> int:
+        """Optimiser steps of a training on ``rows`` rows."""
+        return self.epochs * -(-rows // self.batch_for(rows))
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -212,40 +228,48 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def train_heads(make_head: Callable[[], nn.Module], batches: Batches, grid: HeadGrid, seed: int,
-                device: torch.device, prepare: Callable[[Tensor], Tensor] = lambda x: x) -> list[nn.Module]:
-    """Train one head per grid point on the same batches; returns them in ``grid.points()`` order.
+                device: torch.device, prepare: Callable[[Tensor], Tensor] = lambda x: x, *,
+                progress: str | None = None) -> list[nn.Module]:
+    """Train one head per grid point on the same batches, ``grid.epochs`` passes; returns them in
+    ``grid.points()`` order.
 
     Args:
         make_head: builds one untrained head (called under ``torch.manual_seed(seed)``, in grid order).
-        batches: the training rows.
-        grid: epochs, batch size, learning rates and weight decays.
+        batches: the training rows, in batches of ``grid.batch_for(rows)``.
+        grid: epochs, learning rates and weight decays.
         seed: initialisation and batch order.
         device: where the heads train.
         prepare: applied to every float32 batch on the device (e.g. :class:`Standardise`).
+        progress: show a progress bar (steps, rate, time left) on stderr with this label; None: none.
     """
+    from tqdm import tqdm
+
     torch.manual_seed(seed)
     points = grid.points()
     heads = [make_head().to(device) for _ in points]
     groups = [{"params": list(h.parameters()), "lr": lr, "weight_decay": wd, "base_lr": lr}
               for h, (lr, wd) in zip(heads, points)]
     optimizer = torch.optim.AdamW(groups)
-    total = max(grid.epochs * len(batches), grid.min_steps)
+    total = grid.epochs * len(batches)
     warmup = max(1, round(grid.warmup_fraction * total))
     step, epoch = 0, 0
-    while step < total:
-        for x_np, y_np in batches.epoch(epoch):
-            if step == total:
-                break
-            x = prepare(_tensor(x_np).to(device).float())
-            y = torch.from_numpy(y_np).to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * _lr_factor(step, total, warmup)
-            loss = sum(F.cross_entropy(h(x), y) for h in heads)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[union-attr]
-            optimizer.step()
-            step += 1
-        epoch += 1
+    with tqdm(total=total, desc=progress, disable=progress is None, unit="step", leave=False, dynamic_ncols=True,
+              mininterval=0.5) as bar:
+        while step < total:
+            for x_np, y_np in batches.epoch(epoch):
+                if step == total:
+                    break
+                x = prepare(_tensor(x_np).to(device).float())
+                y = torch.from_numpy(y_np).to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * _lr_factor(step, total, warmup)
+                loss = sum(F.cross_entropy(h(x), y) for h in heads)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[union-attr]
+                optimizer.step()
+                step += 1
+                bar.update(1)
+            epoch += 1
     return [h.eval() for h in heads]
 
 

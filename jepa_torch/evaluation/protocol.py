@@ -57,7 +57,8 @@ class EvalConfig:
         draws: low-shot subsets drawn per entry.
         batch_size, num_workers: feature extraction's DataLoader.
         seed: heads' initialisation, batch order, selection split and low-shot draws.
-        device: where encoders and probes run.
+        device: where encoders and probes run: ``auto`` (CUDA when available, as training), ``cpu``,
+            ``cuda`` or ``cuda:N``; stored resolved.
         progress: progress bars on stderr.
         cache: keep the features in this folder and reuse them (default: a temporary folder).
         img_size: image side for folder data (default: the encoder's).
@@ -68,9 +69,9 @@ class EvalConfig:
     probes: tuple[str, ...] = PROBES
     last_k: int = 4
     linear: HeadGrid = HeadGrid(epochs=100, batch_size=256, lrs=(1e-3, 1e-2, 1e-1), weight_decays=(1e-4, 1e-2, 1e-1),
-                                min_steps=2000)
+                                min_batches=25)
     attentive: HeadGrid = HeadGrid(epochs=20, batch_size=128, lrs=(1e-3, 3e-4), weight_decays=(0.01, 0.1),
-                                   min_steps=500)
+                                   min_batches=25)
     attentive_queries: int = 1
     knn_k: int = 20
     selection_fraction: float = 0.2
@@ -79,7 +80,7 @@ class EvalConfig:
     batch_size: int = 128
     num_workers: int = 0
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     progress: bool = True
     cache: str | None = None
     img_size: int | None = None
@@ -95,6 +96,14 @@ class EvalConfig:
             raise EvaluationError("--knn-k, --draws, --batch-size and --last-k must be >= 1")
         for shots in self.low_shot:
             parse_shots(shots)
+        if self.device == "auto":
+            object.__setattr__(self, "device", "cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise EvaluationError(f"--device {self.device}: use auto, cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise EvaluationError(f"--device {self.device}: no CUDA device is visible; use --device auto or cpu")
 
 
 def parse_shots(text: str) -> tuple[Literal["per_class", "fraction"], float]:
@@ -316,7 +325,8 @@ def _head_maker(probe: str, width: int, classes: int, num_heads: int, queries: i
 
 
 def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: EvalConfig, num_heads: int,
-         select: NDArray[np.bool_], live: _Live | None = None) -> tuple[ProbeScore, NDArray[np.int64]]:
+         select: NDArray[np.bool_], live: _Live | None = None,
+         label: str = "") -> tuple[ProbeScore, NDArray[np.int64]]:
     """Train the probe's grid, choose on ``select``, retrain the choice on every training row, score on val."""
     device = torch.device(cfg.device)
     array = _ARRAY[probe]
@@ -333,10 +343,11 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
     workers = cfg.num_workers
 
     def batches(rows: NDArray[np.bool_]) -> Batches:
+        size = grid.batch_for(int(rows.sum()))
         if stored:
-            return StoreBatches(train, array, rows, grid.batch_size, cfg.seed)
+            return StoreBatches(train, array, rows, size, cfg.seed)
         assert live is not None
-        return EncoderBatches(live.source, live.train, rows, grid.batch_size, cfg.seed, live.chunk, workers)
+        return EncoderBatches(live.source, live.train, rows, size, cfg.seed, live.chunk, workers)
 
     def scores(heads: list[nn.Module], prepare: Any, rows: NDArray[np.bool_] | None, on_val: bool) -> NDArray[Any]:
         if stored:
@@ -351,7 +362,9 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
     make = _head_maker(probe, shape[-1] if probe == "attentive" else int(np.prod(shape)), classes, num_heads,
                        cfg.attentive_queries)
     prepare: Any = Standardise(train, array, ~select) if probe != "attentive" else (lambda x: x)
-    heads = train_heads(make, batches(~select), grid, cfg.seed, device, prepare)
+    bar = (lambda what: f"{label}{probe} probe, {what}") if cfg.progress else (lambda what: None)
+    heads = train_heads(make, batches(~select), grid, cfg.seed, device, prepare,
+                        progress=bar(f"{len(grid.points())} heads"))
     chosen = (scores(heads, prepare, select, on_val=False) == train_y[select]).mean(axis=1)
     best = int(np.argmax(chosen))
     lr, wd = grid.points()[best]
@@ -359,7 +372,8 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
     if probe != "attentive":
         prepare = Standardise(train, array)
     refit = replace(grid, lrs=(lr,), weight_decays=(wd,))
-    head = train_heads(make, batches(np.ones(train.rows, dtype=bool)), refit, cfg.seed, device, prepare)
+    head = train_heads(make, batches(np.ones(train.rows, dtype=bool)), refit, cfg.seed, device, prepare,
+                       progress=bar("the chosen head on every row"))
     preds = scores(head, prepare, None, on_val=True)[0]
     dim = int(shape[-1]) if probe == "attentive" else int(np.prod(shape))  # attentive: the token width
     hyper = {"lr": lr, "weight_decay": wd}
@@ -400,8 +414,9 @@ def _low_shot(name: str, train: FeatureStore, val: FeatureStore, classes: int, c
                     assert prepare is not None
                     hyper = chosen[probe].hyper
                     grid = replace(cfg.linear, lrs=(hyper["lr"],), weight_decays=(hyper["weight_decay"],))
-                    head = train_heads(lambda: LinearHead(x.shape[1], classes), ArrayBatches(x, y, grid.batch_size,
-                                       cfg.seed + draw), grid, cfg.seed + draw, device, prepare)
+                    batches = ArrayBatches(x, y, grid.batch_for(len(y)), cfg.seed + draw)
+                    head = train_heads(lambda: LinearHead(x.shape[1], classes), batches, grid, cfg.seed + draw, device,
+                                       prepare, progress=f"{name}: {probe}, {shots} shots" if cfg.progress else None)
                     preds = predict(head, val, array, device, prepare)[0]
                 accs.append(float((preds == val_y).mean()))
             out.append(LowShotScore(name, probe, shots, images, accs))
@@ -510,7 +525,7 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
             for probe in config.probes:
                 if _ARRAY[probe] not in tr and not (probe == "attentive" and live is not None):
                     continue
-                score, preds = _fit(probe, tr, va, len(classes), config, num_heads, select, live)
+                score, preds = _fit(probe, tr, va, len(classes), config, num_heads, select, live, f"{source.name}: ")
                 scores[probe] = score
                 if best is None or score.accuracy > best[0]:
                     best = (score.accuracy, probe, preds)
