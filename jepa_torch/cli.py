@@ -79,10 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--probes", nargs="+", default=list(PROBES), metavar="PROBE",
                     help=f"any of {' '.join(PROBES)} (default: all)")
     ev.add_argument("--last-k", type=int, default=4, help="layers the last-k probe concatenates (default 4)")
-    ev.add_argument("--epochs", type=int, help="passes of the linear heads over the training split (default 100; a "
-                    "split under 6400 images gets smaller batches, 25 a pass)")
+    ev.add_argument("--epochs", type=int, help="passes of the linear heads over the training split (default 100, and "
+                    "at least 2000 steps: a split under 5120 images gets smaller batches)")
     ev.add_argument("--attentive-epochs", type=int, help="passes of the attentive probes over the training split "
-                    "(default 20; a split under 3200 images gets smaller batches, 25 a pass)")
+                    "(default 20, and at least 500 steps: a split under 3200 images gets smaller batches)")
     ev.add_argument("--low-shot", nargs="+", default=[], metavar="N|P%",
                     help="labelled images per class (1 10) or a percentage (1%%) of the training split")
     ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")

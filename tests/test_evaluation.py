@@ -388,14 +388,18 @@ def test_the_demo_trains_probes_and_draws(tmp_path: Path) -> None:
 
 
 def test_probe_steps_scale_with_the_data() -> None:
-    """Epochs over the training split: 200 images cost a fraction of 20,000; a small split gets smaller batches
-    (25 a pass) rather than a floor of steps."""
-    grid = EvalConfig().linear
-    assert grid.batch_for(20_000) == 256 and grid.steps(20_000) == 100 * 79
-    assert grid.batch_for(1_000) == 40 and grid.steps(1_000) == 100 * 25
-    assert grid.batch_for(200) == 16 and grid.steps(200) == 100 * 13  # never below 16 rows
-    assert grid.steps(200) * grid.batch_for(200) < grid.steps(20_000) * grid.batch_for(20_000) / 50
-    assert HeadGrid(3, 32, (1e-2,), (0.0,)).batch_for(5) == 32  # min_batches=0: the batch as given
+    """Epochs over the training split; a small split reaches the heads' minimum of updates with smaller batches,
+    so the work of 200 images is a small fraction of that of 20,000, not a fixed cost."""
+    linear, attentive = EvalConfig().linear, EvalConfig().attentive
+    assert (linear.batch_for(20_000), linear.steps(20_000)) == (256, 100 * 79)  # epochs decide
+    assert (linear.batch_for(1_000), linear.steps(1_000)) == (50, 2_000)  # 20 batches a pass
+    assert (linear.batch_for(200), linear.steps(200)) == (16, 2_000)  # never below 16 rows: more passes
+    assert (attentive.batch_for(20_000), attentive.steps(20_000)) == (128, 20 * 157)
+    assert (attentive.batch_for(200), attentive.steps(200)) == (64, 500)
+    for grid in (linear, attentive):
+        work = {n: grid.steps(n) * grid.batch_for(n) for n in (200, 2_000, 20_000)}
+        assert work[200] < work[2_000] < work[20_000] and work[200] < work[20_000] / 10, work
+    assert HeadGrid(3, 32, (1e-2,), (0.0,)).batch_for(5) == 32  # min_steps=0: the batch as given
 
 
 def test_probe_training_shows_progress_with_an_estimate(capsys: pytest.CaptureFixture[str]) -> None:
@@ -408,6 +412,9 @@ def test_probe_training_shows_progress_with_an_estimate(capsys: pytest.CaptureFi
                 progress="pixels: linear probe, 1 heads")
     err = capsys.readouterr().err
     assert "pixels: linear probe, 1 heads:" in err and "/20 [00:00<" in err  # done/total [elapsed<time left]
+    floor = HeadGrid(5, 16, (1e-2,), (0.0,), min_steps=30)  # 5 passes of 4 batches are 20 steps: 30 it is
+    train_heads(lambda: LinearHead(6, 3), ArrayBatches(x, y, 16, 0), floor, 0, torch.device("cpu"), progress="x")
+    assert "/30 [" in capsys.readouterr().err and floor.steps(64) == 30
     train_heads(lambda: LinearHead(6, 3), ArrayBatches(x, y, 16, 0), grid, 0, torch.device("cpu"))
     assert capsys.readouterr().err == ""
 

@@ -194,9 +194,11 @@ class HeadGrid:
     """How a grid of heads is trained: epochs over the training rows, the batch, the grid, and the warm-up's
     share of the steps.
 
-    The cost is ``epochs`` passes over the data, whatever its size. A small training split would give an
-    epoch only a step or two, too few for a head to move, so the batch shrinks until an epoch has
-    ``min_batches`` steps (:meth:`batch_for`), never below ``min_batch`` rows.
+    The length is ``epochs`` passes over the data. A head also needs a number of updates to converge
+    whatever the data size (``min_steps``): a small split would give it too few, so its batch shrinks
+    (:meth:`batch_for`, never below ``min_batch`` rows) until ``epochs`` passes make ``min_steps``, and
+    where even ``min_batch`` rows a batch do not, it passes over the data until they do. The work of that
+    floor is at most ``min_steps x min_batch`` rows: it scales with the data, not a fixed cost.
     """
 
     epochs: int
@@ -204,21 +206,22 @@ class HeadGrid:
     lrs: tuple[float, ...]
     weight_decays: tuple[float, ...]
     warmup_fraction: float = 0.1
-    min_batches: int = 0
+    min_steps: int = 0
     min_batch: int = 16
 
     def points(self) -> list[tuple[float, float]]:
         return [(lr, wd) for lr in self.lrs for wd in self.weight_decays]
 
     def batch_for(self, rows: int) -> int:
-        """The batch for ``rows`` training rows: ``batch_size``, or less so that an epoch has ``min_batches``."""
-        if not self.min_batches:
+        """The batch for ``rows`` training rows: ``batch_size``, or less so ``epochs`` passes make ``min_steps``."""
+        if not self.min_steps:
             return self.batch_size
-        return max(1, min(self.batch_size, max(self.min_batch, -(-rows // self.min_batches))))
+        per_epoch = -(-self.min_steps // self.epochs)  # batches an epoch needs
+        return max(1, min(self.batch_size, max(self.min_batch, -(-rows // per_epoch))))
 
     def steps(self, rows: int) -> int:
         """Optimiser steps of a training on ``rows`` rows."""
-        return self.epochs * -(-rows // self.batch_for(rows))
+        return max(self.epochs * -(-rows // self.batch_for(rows)), self.min_steps)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -230,13 +233,13 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 def train_heads(make_head: Callable[[], nn.Module], batches: Batches, grid: HeadGrid, seed: int,
                 device: torch.device, prepare: Callable[[Tensor], Tensor] = lambda x: x, *,
                 progress: str | None = None) -> list[nn.Module]:
-    """Train one head per grid point on the same batches, ``grid.epochs`` passes; returns them in
-    ``grid.points()`` order.
+    """Train one head per grid point on the same batches, ``grid.epochs`` passes and at least ``grid.min_steps``
+    steps; returns them in ``grid.points()`` order.
 
     Args:
         make_head: builds one untrained head (called under ``torch.manual_seed(seed)``, in grid order).
         batches: the training rows, in batches of ``grid.batch_for(rows)``.
-        grid: epochs, learning rates and weight decays.
+        grid: epochs (at least ``min_steps`` steps), learning rates and weight decays.
         seed: initialisation and batch order.
         device: where the heads train.
         prepare: applied to every float32 batch on the device (e.g. :class:`Standardise`).
@@ -250,7 +253,7 @@ def train_heads(make_head: Callable[[], nn.Module], batches: Batches, grid: Head
     groups = [{"params": list(h.parameters()), "lr": lr, "weight_decay": wd, "base_lr": lr}
               for h, (lr, wd) in zip(heads, points)]
     optimizer = torch.optim.AdamW(groups)
-    total = grid.epochs * len(batches)
+    total = max(grid.epochs * len(batches), grid.min_steps)
     warmup = max(1, round(grid.warmup_fraction * total))
     step, epoch = 0, 0
     with tqdm(total=total, desc=progress, disable=progress is None, unit="step", leave=False, dynamic_ncols=True,

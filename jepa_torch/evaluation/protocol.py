@@ -69,9 +69,9 @@ class EvalConfig:
     probes: tuple[str, ...] = PROBES
     last_k: int = 4
     linear: HeadGrid = HeadGrid(epochs=100, batch_size=256, lrs=(1e-3, 1e-2, 1e-1), weight_decays=(1e-4, 1e-2, 1e-1),
-                                min_batches=25)
+                                min_steps=2000)
     attentive: HeadGrid = HeadGrid(epochs=20, batch_size=128, lrs=(1e-3, 3e-4), weight_decays=(0.01, 0.1),
-                                   min_batches=25)
+                                   min_steps=500, min_batch=64)
     attentive_queries: int = 1
     knn_k: int = 20
     selection_fraction: float = 0.2
