@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -67,8 +67,17 @@ def test_masks_are_valid_index_sets(mask_sampler: Any, problem: MaskProblem, bat
                 assert shared.size == 0, f"context overlaps targets at {shared} (grid {grid}, seed {seed})"
 
 
+# Two context slots whose own shortest rows differ (12 and 14 patches at this seed): a sampler that trims
+# each slot to its own minimum gives tensors of two lengths. Random draws meet such a case too, but not
+# within every Hypothesis version's first examples.
+_TWO_SLOTS = MaskProblem((8, 8), dict(num_targets=1, target_scale=(0.05, 0.1), target_aspect=(0.75, 1.5),
+                                      num_context=2, context_scale=(0.3, 1.0), context_aspect=(1.0, 1.0),
+                                      min_keep=2, allow_overlap=False))
+
+
 @settings(deadline=None)
 @given(problem=mask_problems(min_context=2), batch=st.integers(2, 5), seed=mask_seeds)
+@example(problem=_TWO_SLOTS, batch=4, seed=2)
 def test_context_tensors_of_a_batch_share_one_length(mask_sampler: Any, problem: MaskProblem, batch: int,
                                                      seed: int) -> None:
     """Every context tensor of a batch has one length ``Kc``: the models stack them into ``(M * B, Kc)``."""
