@@ -208,7 +208,8 @@ def image_folder(root: str) -> tuple[tuple[tuple[str, int], ...], np.ndarray[Any
     path = Path(root)
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
-        raise DataError(f"data.path={root!r} {what}; give a folder of images (<path>/<image>, or <path>/<class>/<image>)")
+        raise DataError(f"data.path={root!r} {what}; give a folder of images (<path>/<image>, or "
+                        "<path>/<class>/<image>)")
     loose = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS))
     try:
         classes = find_classes(root)[1]

@@ -282,6 +282,7 @@ def test_an_empty_dataset_is_one_line(layout: str, tmp_path: Path, capsys: pytes
         (root / "a" / "notes.txt").write_text("no images here")
     assert main(["train", "--config", str(_folder_config(tmp_path, root, 4)), "--no-progress"]) == 2
     _one_line_error(capsys, "data.path", str(root))
+    assert not (tmp_path / "run").exists()  # nothing is created before the data is checked
 
 
 # --- NaN -----------------------------------------------------------------------------------------------------------
