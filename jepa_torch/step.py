@@ -32,7 +32,7 @@ from .regularisers import sigreg, variance_covariance
 from .vit import context_valid
 
 __all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model", "pooled",
-           "train_step"]
+           "resolved_precision", "train_step"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -118,10 +118,16 @@ class StepResult:
     grad_norm: Tensor | None
 
 
+def resolved_precision(device: torch.device, precision: Precision = "auto") -> Literal["fp32", "bf16"]:
+    """What ``precision`` means on ``device``: ``auto`` is bf16 on CUDA and fp32 elsewhere."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 def autocast_for(device: torch.device, precision: Precision = "auto") -> contextlib.AbstractContextManager[None]:
     """bf16 autocast on CUDA (``auto`` or ``bf16``); a no-op for fp32 and on the CPU under ``auto``."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
+    if resolved_precision(device, precision) != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 

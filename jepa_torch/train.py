@@ -63,7 +63,7 @@ from .resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from .step import StepConfig, compile_model, train_step
+from .step import StepConfig, compile_model, resolved_precision, train_step
 from .views import MultiCrop, view_generator
 
 __all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "directions_for_step", "make_plan",
@@ -258,7 +258,7 @@ def _header(cfg: TrainConfig, train_size: int, holdout_size: int, plan: Plan, en
     d = cfg.data
     what = d.dataset if d.dataset == "digits" else f"{d.dataset} {d.path}"
     unit = "sequences" if d.dataset == "sequence" else "images"
-    precision = cfg.run.precision if cfg.run.precision != "auto" else ("bf16" if env.device.type == "cuda" else "fp32")
+    precision = resolved_precision(env.device, cfg.run.precision)
     where = f"{env.device.type} x {env.world_size} processes" if env.world_size > 1 else str(env.device)
     line = (f"{cfg.method.name} on {what}: {train_size} training and {holdout_size} held-out {unit}; "
             f"{plan.run_steps} steps of {plan.global_batch}; {where}, {precision}; writing to {cfg.run.out_dir}")
