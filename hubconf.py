@@ -6,7 +6,7 @@
     encoder = torch.hub.load("/path/to/this/checkout", "vit_huge14", source="local",
                              weights="https://host/IN1K-vit.h.14-300e.pth.tar")   # or a URL (cached)
     model = torch.hub.load("/path/to/this/checkout", "jepa", source="local",
-                           weights="runs/x/checkpoints/step_00001000.pt")          # all three networks
+                           weights="runs/x/checkpoints/step_00001000.pt")          # the whole model
     encoder = torch.hub.load("/path/to/this/checkout", "vit_base16", source="local")  # random init
 
 ``weights`` is a file (an official ``.pth.tar``, a training checkpoint of this project, or a
@@ -63,17 +63,18 @@ def encoder(preset: str = "vit_huge", patch_size: int = 14, img_size: int = 224,
 
 
 def jepa(weights: str, **options: Any) -> Any:
-    """The three networks of a checkpoint (``jepa_torch.models.JEPA``: encoder, predictor, EMA target).
+    """The whole model of a checkpoint, in eval mode: for I-JEPA (official files included) its three networks
+    (``jepa_torch.models.JEPA``: encoder, predictor, EMA target), for a checkpoint of another method of
+    this project that method's model (LeJEPA: encoder and projector, ``jepa_torch.lejepa.LeJEPA``).
 
     Args:
         weights: a training checkpoint of this project or an official ``.pth.tar`` (path or URL).
-        **options: passed to ``jepa_torch.checkpoint.load_official`` (``num_heads``, ``grid``, ...).
+        **options: for official files, passed to ``jepa_torch.checkpoint.load_official`` (``num_heads``,
+            ``grid``, ...).
     """
-    from jepa_torch.checkpoint import load_official
-    from jepa_torch.models import JEPA
+    from jepa_torch.methods import load_model
 
-    context, predictor, target = load_official(_local(weights), **options)
-    return JEPA(context, predictor, target)
+    return load_model(_local(weights), **options)[1]
 
 
 def vit_tiny16(weights: str | None = None, img_size: int = 224, **options: Any) -> Any:

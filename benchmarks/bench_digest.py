@@ -47,15 +47,17 @@ def _payload(preset: str, folder: Path) -> dict[str, Any]:
     """A training checkpoint's dict, as the trainer writes it (read back from a file it wrote)."""
     cfg = TrainConfig(model=ModelConfig(preset=preset, patch_size=16, pred_depth=12, pred_emb_dim=384),
                       data=DataConfig(img_size=224))
-    model, _ = build_model(cfg, ("image", (3, 224, 224)))
+    model, arch = build_model(cfg, ("image", (3, 224, 224)))
     optimizer = make_optimizer([model.encoder, model.predictor], lr=1e-3, weight_decay=0.04)
     for p in [*model.encoder.parameters(), *model.predictor.parameters()]:
         p.grad = torch.full_like(p, 1e-3) if p.requires_grad else None
     optimizer.step()  # AdamW's moments exist from here on
     path = folder / "built.pt"
-    save_training_checkpoint(path, encoder=model.encoder, predictor=model.predictor,
-                             target_encoder=model.target_encoder, optimizer=optimizer, step=1, epoch=0, config={},
-                             global_batch=64, world_size=1, loss=0.5)
+    save_training_checkpoint(path, networks={"encoder": model.encoder, "predictor": model.predictor,
+                                             "target_encoder": model.target_encoder},
+                             trained=("encoder", "predictor"), optimizer=optimizer, step=1, epoch=0, config={},
+                             global_batch=64, world_size=1, loss=0.5, method="ijepa", model=arch,
+                             encoders={"target": "target_encoder", "context": "encoder"})
     payload = torch.load(path, weights_only=True)
     path.unlink()
     return payload

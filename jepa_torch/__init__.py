@@ -7,6 +7,7 @@ layout, the I-JEPA and LeJEPA training steps (CPU fp32, CUDA bf16), the regulari
 The trainer is ``jepa_torch.train.train`` and the ``jepa-torch`` command.
 """
 
+from . import methods as methods  # registers the methods: a config can name them from here on
 from .checkpoint import CheckpointError as CheckpointError
 from .checkpoint import infer_vit_config as infer_vit_config
 from .checkpoint import load_official as load_official

@@ -58,6 +58,7 @@ __all__ = [
     "infer_vit_config",
     "load_official",
     "load_strict",
+    "network_payload",
     "official_payload",
     "official_state_dict",
     "payload_digest",
@@ -379,8 +380,14 @@ def load_official(
         CheckpointError: naming the missing top-level key or the first state-dict key that does not fit.
     """
     ckpt = read_official(source, map_location)
+    name = "checkpoint" if isinstance(source, Mapping) else str(source)
     for key in OFFICIAL_MODEL_KEYS:
         if key not in ckpt:
+            if "method" in ckpt and "encoders" in ckpt:  # ours, of a method without I-JEPA's three networks
+                raise CheckpointError(
+                    f"{name}: a {ckpt['method']} checkpoint (entries {', '.join(_networks_of(ckpt))}), not I-JEPA's "
+                    "encoder, predictor and target encoder; load its encoder with jepa_torch.load_encoder (or "
+                    "torch.hub's 'encoder' entry point with weights=)")
             raise CheckpointError(f"checkpoint has no key {key!r} (it has {sorted(ckpt)}); not an official I-JEPA file")
     states = {key: strip_prefixes(ckpt[key]) for key in OFFICIAL_MODEL_KEYS}
     if "model" in ckpt and num_heads is None and predictor_num_heads is None and grid is None:
@@ -388,11 +395,15 @@ def load_official(
             config = JEPAConfig.from_dict(ckpt["model"])  # written by our trainer: nothing to infer
         except ValueError as exc:
             raise CheckpointError(f"checkpoint entry 'model': {exc}") from None
+        if config.predictor is None:
+            raise CheckpointError(f"{name}: its model config has no predictor; load its encoder with "
+                                  "jepa_torch.load_encoder")
     else:
         config = infer_model_config(ckpt["encoder"], ckpt["predictor"], num_heads=num_heads,
                                     predictor_num_heads=predictor_num_heads, grid=grid)
     if img_size is not None:
         config, states = _at_image_size(config, states, img_size)
+    assert config.predictor is not None
     with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
         encoder, target, predictor = config.encoder.build(), config.encoder.build(), config.predictor.build()
     for module in (encoder, target, predictor):
@@ -402,6 +413,12 @@ def load_official(
     load_strict(target, states["target_encoder"], "target_encoder")
     target.requires_grad_(False)
     return encoder, predictor, target
+
+
+def _networks_of(ckpt: Mapping[str, Any]) -> list[str]:
+    """The state-dict entries of a checkpoint of ours (its ``encoders`` name some; ``opt`` is not one)."""
+    return [k for k, v in ckpt.items() if isinstance(v, Mapping) and k not in ("opt", "config", "rng", "model",
+                                                                                 "encoders", "scaler")]
 
 
 def positions_for_grid(table: torch.Tensor, grid: Sequence[int], new_grid: Sequence[int]) -> torch.Tensor:
@@ -432,7 +449,8 @@ def positions_for_grid(table: torch.Tensor, grid: Sequence[int], new_grid: Seque
 def _at_image_size(config: JEPAConfig, states: dict[str, dict[str, torch.Tensor]],
                    img_size: int | Sequence[int]) -> tuple[JEPAConfig, dict[str, dict[str, torch.Tensor]]]:
     """The config and state dicts of ``config``'s model used at images of ``img_size``: a new patch grid."""
-    enc = config.encoder
+    enc, pred = config.encoder, config.predictor
+    assert pred is not None
     if not enc.patch_size:
         raise CheckpointError("img_size: this checkpoint holds a sequence encoder, which has no image size")
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
@@ -443,8 +461,8 @@ def _at_image_size(config: JEPAConfig, states: dict[str, dict[str, torch.Tensor]
     for key in ("encoder", "target_encoder"):
         out[key]["pos_embed"] = positions_for_grid(states[key]["pos_embed"], enc.grid, grid)
     out["predictor"]["predictor_pos_embed"] = positions_for_grid(
-        states["predictor"]["predictor_pos_embed"], config.predictor.grid, grid)
-    return replace(config, encoder=replace(enc, grid=grid), predictor=replace(config.predictor, grid=grid)), out
+        states["predictor"]["predictor_pos_embed"], pred.grid, grid)
+    return replace(config, encoder=replace(enc, grid=grid), predictor=replace(pred, grid=grid)), out
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -479,18 +497,23 @@ OFFICIAL_PREFIX = "module."
 """The official trainer wraps its three networks in DDP, so every key it writes and reads starts with this."""
 
 
-def official_payload(encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, *,
-                     prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
-    """The ``encoder``, ``predictor`` and ``target_encoder`` entries of an official-layout file.
+def network_payload(networks: Mapping[str, nn.Module], *, prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
+    """One state-dict entry per named network, keys as the official trainer writes them.
 
     Whatever wraps the modules (DDP, ``torch.compile``) is removed first, then ``prefix`` is put in
     front of every key exactly once. Sharded modules give DTensors (``jepa_torch.fsdp.gather_full``
     makes them whole).
     """
-    return {
-        name: {prefix + key: value for key, value in official_state_dict(module).items()}
-        for name, module in (("encoder", encoder), ("predictor", predictor), ("target_encoder", target_encoder))
-    }
+    return {name: {prefix + key: value for key, value in official_state_dict(module).items()}
+            for name, module in networks.items()}
+
+
+def official_payload(encoder: nn.Module, predictor: nn.Module, target_encoder: nn.Module, *,
+                     prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``encoder``, ``predictor`` and ``target_encoder`` entries of an official-layout file
+    (:func:`network_payload` of the three)."""
+    return network_payload({"encoder": encoder, "predictor": predictor, "target_encoder": target_encoder},
+                           prefix=prefix)
 
 
 def save_official(

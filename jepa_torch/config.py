@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
@@ -31,10 +32,11 @@ __all__ = [
     "OptimConfig",
     "RunConfig",
     "TrainConfig",
+    "known_methods",
+    "register_method_check",
 ]
 
 Dataset = Literal["digits", "image_folder", "sequence"]
-Method = Literal["ijepa", "lejepa"]
 SigregEmbedding = Literal["context_tokens", "context_pooled"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -45,6 +47,25 @@ PRESETS = tuple(VIT_PRESETS)
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and the fix."""
+
+
+MethodCheck = Callable[["TrainConfig"], None]
+_METHOD_CHECKS: dict[str, MethodCheck] = {}
+
+
+def register_method_check(name: str, check: MethodCheck) -> None:
+    """Accept ``method.name=name`` from now on, and run ``check`` on every config that names it.
+
+    The methods registry (``jepa_torch.methods.register``) calls this: the config knows which
+    methods exist and what each refuses without importing any of them. ``check`` raises
+    :class:`ConfigError` for an option the method does not support.
+    """
+    _METHOD_CHECKS[name] = check
+
+
+def known_methods() -> tuple[str, ...]:
+    """The registered method names, sorted."""
+    return tuple(sorted(_METHOD_CHECKS))
 
 
 def _fail(key: str, value: object, rule: str) -> ConfigError:
@@ -312,13 +333,14 @@ class OptimConfig:
 class MethodConfig:
     """Which objective trains the encoder.
 
-    ``ijepa`` (default): the masked prediction of ``mask.*`` with an EMA target (the official
-    method). ``lejepa``: LeJEPA's multi-view prediction with SIGReg, no EMA, no predictor
-    (``jepa_torch.lejepa``); ``mask.*`` and ``optimization.ema`` are then unused, and the
-    data's own augmentation is replaced by these multi-crop views of the un-augmented image.
+    ``name`` is a registered method (``jepa_torch.methods``): ``ijepa`` (default), the masked
+    prediction of ``mask.*`` with an EMA target (the official method), or ``lejepa``, LeJEPA's
+    multi-view prediction with SIGReg, no EMA, no predictor; ``mask.*`` and ``optimization.ema``
+    are then unused, and the data's own augmentation is replaced by these multi-crop views of the
+    un-augmented image. Each method checks the options it does not support when a config names it.
 
     Attributes:
-        name: ``ijepa`` or ``lejepa``.
+        name: a registered method, ``ijepa`` or ``lejepa`` out of the box.
         global_views, local_views: LeJEPA's views per image (the global ones form the target).
         global_scale, local_scale: area fractions of their crops.
         local_size: side of a local view in pixels (a multiple of the patch; global views are
@@ -329,7 +351,7 @@ class MethodConfig:
         sigreg_lambda: ``loss = (1 - lambda) * prediction + lambda * SIGReg``.
     """
 
-    name: Method = "ijepa"
+    name: str = "ijepa"
     global_views: int = 2
     local_views: int = 4
     global_scale: tuple[float, float] = (0.3, 1.0)
@@ -342,8 +364,8 @@ class MethodConfig:
     sigreg_lambda: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.name not in ("ijepa", "lejepa"):
-            raise _fail("method.name", self.name, "use ijepa or lejepa")
+        if self.name not in _METHOD_CHECKS:
+            raise _fail("method.name", self.name, f"use one of {', '.join(known_methods())}")
         _positive("method", self, "global_views", "local_size", "projector_dim")
         _non_negative("method", self, "local_views", "rotation", "projector_hidden")
         _range("method.global_scale", self.global_scale, 1e-6, 1.0)
@@ -429,18 +451,9 @@ class TrainConfig:
                 self.mask.target_scale_warmup_epochs >= self.optimization.epochs * self.optimization.ipe_scale):
             raise _fail("mask.target_scale_warmup_epochs", self.mask.target_scale_warmup_epochs,
                         "must be shorter than the run (optimization.epochs)")
-        if self.method.name == "lejepa" and self.run.parallel == "fsdp":
-            raise _fail("run.parallel", "fsdp", "shards I-JEPA's three networks; use ddp with method.name=lejepa")
-        if self.method.name == "lejepa" and self.optimization.accumulate != 1:
-            raise _fail("optimization.accumulate", self.optimization.accumulate,
-                        "gradient accumulation is for ijepa; use 1 with method.name=lejepa")
+        _METHOD_CHECKS[self.method.name](self)  # what the method does not support, in one line
         if self.data.dataset == "sequence":
-            if self.method.name == "lejepa":
-                raise _fail("method.name", "lejepa", "needs images (its views are image crops); use ijepa for sequences")
             return  # the grid is the sequence length, known once the data is read
-        if self.method.name == "lejepa" and self.method.local_views and self.method.local_size % self.model.patch_size:
-            raise _fail("method.local_size", self.method.local_size,
-                        f"must be a multiple of model.patch_size={self.model.patch_size}")
         if self.data.img_size % self.model.patch_size:
             raise _fail("model.patch_size", self.model.patch_size,
                         f"must divide data.img_size={self.data.img_size}")

@@ -18,20 +18,16 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-
-from jepa_core.masks import sample_masks
 
 from .config import TrainConfig
 from .config_io import load_config
 from .data import build_dataset
 from .evaluation import EvalConfig, EvalReport, evaluate
-from .plots import plot_confusion, plot_projection, render_masks, render_views
-from .train import multicrop, train
-from .views import view_generator
+from .methods import get_method
+from .plots import plot_confusion, plot_projection
+from .train import train
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "run_demo", "run_seeds"]
 
@@ -46,25 +42,11 @@ def _with(cfg: TrainConfig, out: Path, seed: int) -> TrainConfig:
     return replace(cfg, run=replace(cfg.run, out_dir=str(out), seed=seed))
 
 
-def _unit_range(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    out: np.ndarray[Any, Any] = (x - x.min()) / max(float(np.ptp(x)), 1e-12)
-    return out
-
-
 def _draw_inputs(cfg: TrainConfig, out: Path) -> Path:
-    """What one step sees: I-JEPA's masks over a held-out digit (masks.png), or LeJEPA's views of four
-    held-out digits (views.png)."""
+    """What one step sees of four held-out inputs, as the run's method draws it (masks.png, views.png)."""
     images = build_dataset(cfg, "holdout", augment=False)
-    if cfg.method.name == "lejepa":
-        batch = torch.stack([images[(0, 0, i)] for i in range(4)])  # (4, C, H, W)
-        views = multicrop(cfg)(batch, view_generator(cfg.run.seed, 0))
-        pictures = [_unit_range(v.mean(dim=1).numpy()) for v in views]  # each (4, h, w), channels averaged
-        return render_views(pictures, out / "views.png", cfg.method.global_views,
-                            title="LeJEPA's views of four\nheld-out digits (one step)")
-    batch_masks = sample_masks(cfg.grid(), cfg.mask.to_mask_config(), cfg.run.seed, 4)
-    picture = _unit_range(images[(0, 0, 0)].permute(1, 2, 0).numpy())  # (H, W, C)
-    return render_masks(batch_masks, cfg.grid(), out / "masks.png", image=picture, samples=4,
-                        title="context (blue) and target blocks of one batch, over a held-out digit")
+    batch = torch.stack([images[(0, 0, i)] for i in range(4)])  # (4, C, H, W)
+    return get_method(cfg.method.name).draw_step(cfg, batch, out)
 
 
 def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: bool = False,
@@ -72,7 +54,9 @@ def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: 
     """The demo's evaluation of a run: every probe on its held-out split, I-JEPA's two encoders, baselines.
 
     ``evaluation`` replaces the probes' settings (its seed and progress are the run's)."""
-    encoders = ("target",) if cfg.method.name == "lejepa" else ("target", "context")
+    method = get_method(cfg.method.name)
+    one = method.encoders["target"] == method.encoders["context"]
+    encoders = ("target",) if one else ("target", "context")
     settings = replace(evaluation or EvalConfig(), seed=seed, progress=progress)
     return evaluate(checkpoint, encoders=encoders, config=settings)
 

@@ -24,55 +24,36 @@ import torch
 from torch import Tensor, nn
 
 from .regularisers import sigreg
-from .step import Precision, StepResult, autocast_for, backward_and_step
+from .config import Precision
+from .step import StepResult, autocast_for, backward_and_step
+from .heads import Projector
 from .vit import TransformerEncoder
 
 __all__ = ["LeJEPA", "LeJEPAStepConfig", "Projector", "lejepa_loss", "lejepa_step", "prediction_term_as_spec"]
 
 
-class Projector(nn.Module):
-    """The projector head ``(N, D) -> (N, K)``: ``Linear -> BatchNorm -> GELU`` twice, then ``Linear``;
-    with ``hidden=0`` one ``Linear`` alone.
-
-    Args:
-        dim: input width (the encoder's).
-        hidden: hidden width (0: no hidden layer).
-        out: embedding width ``K`` that SIGReg shapes.
-    """
-
-    def __init__(self, dim: int, hidden: int, out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, out)) if hidden == 0 else nn.Sequential(
-            nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-            nn.Linear(hidden, out),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net(x)
-        return out
-
-
 class LeJEPA(nn.Module):
     """An encoder and its projector head; the encoder's pooled tokens are the representation.
 
-    ``target_encoder`` is the encoder itself (LeJEPA has no EMA copy), so code written for
-    I-JEPA's three networks (monitors, checkpoints, evaluation) reads the one encoder.
-
     Args:
         encoder: the ViT (or sequence transformer).
-        projector_hidden: hidden width of the projector.
-        projector_dim: embedding width ``K``.
+        projector_hidden: hidden width of the projector (when ``projector`` is not given).
+        projector_dim: embedding width ``K`` (when ``projector`` is not given).
+        projector: the head itself (built after the encoder, from the same torch seed, by default).
     """
 
-    def __init__(self, encoder: TransformerEncoder, projector_hidden: int = 512, projector_dim: int = 128) -> None:
+    def __init__(self, encoder: TransformerEncoder, projector_hidden: int = 512, projector_dim: int = 128,
+                 projector: Projector | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.projector = Projector(encoder.embed_dim, projector_hidden, projector_dim)
+        self.projector = Projector(encoder.embed_dim, projector_hidden, projector_dim) if projector is None else projector
 
     @property
-    def target_encoder(self) -> TransformerEncoder:
-        return self.encoder
+    def projector_dim(self) -> int:
+        """The embedding width ``K`` that SIGReg shapes."""
+        last = self.projector.net[-1]
+        assert isinstance(last, nn.Linear)
+        return int(last.out_features)
 
     def forward(self, views: list[Tensor]) -> Tensor:
         """Embeddings ``(V, B, K)`` of ``V`` views ``(B, ...)``; views of one size share one encoder call."""

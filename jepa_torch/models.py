@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from .heads import Projector
 from .predictor import Predictor
 from .presets import HEADS_BY_WIDTH, VIT_PRESETS, ViTPreset, get_preset
 from .representation import layer_norm_targets
@@ -49,6 +50,7 @@ __all__ = [
     "JEPAConfig",
     "ModelConfigError",
     "PredictorConfig",
+    "ProjectorConfig",
     "ViTPreset",
     "build",
     "build_image_jepa",
@@ -130,22 +132,52 @@ class PredictorConfig:
 
 
 @dataclass(frozen=True)
-class JEPAConfig:
-    """Everything the I-JEPA networks' shapes and initialisation depend on.
+class ProjectorConfig:
+    """The shape of a projector head (LeJEPA's; ``jepa_torch.heads.Projector``).
 
     Attributes:
-        encoder: the context encoder (the target encoder is its copy).
-        predictor: the predictor; its ``embed_dim`` and ``grid`` are the encoder's.
+        in_dim: its input width, the encoder's.
+        hidden: hidden width (0: one linear layer).
+        out_dim: the embedding width.
+    """
+
+    in_dim: int
+    hidden: int
+    out_dim: int
+
+    def build(self) -> Projector:
+        """A freshly initialised projector of this shape (torch's default initialisation)."""
+        return Projector(self.in_dim, self.hidden, self.out_dim)
+
+
+@dataclass(frozen=True)
+class JEPAConfig:
+    """Everything a method's networks' shapes and initialisation depend on: the one model config.
+
+    Every checkpoint of this project stores it (``model``); resume, evaluation, export and the hub
+    build from it.
+
+    Attributes:
+        encoder: the (context) encoder; an EMA target encoder is its copy.
+        predictor: the predictor (I-JEPA); its ``embed_dim`` and ``grid`` are the encoder's. None for
+            a method without one.
         init_std: std of the truncated-normal initialisation.
         depth_rescale: keep the residual rescaling after init (False reproduces official training).
+        projector: a projector head on the pooled encoder output (LeJEPA), or None.
     """
 
     encoder: EncoderConfig
-    predictor: PredictorConfig
+    predictor: PredictorConfig | None
     init_std: float = 0.02
     depth_rescale: bool = False
+    projector: ProjectorConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.projector is not None and self.projector.in_dim != self.encoder.embed_dim:
+            raise ModelConfigError(f"projector input width {self.projector.in_dim} must be the encoder's "
+                                   f"({self.encoder.embed_dim})")
+        if self.predictor is None:
+            return
         if self.predictor.embed_dim != self.encoder.embed_dim or self.predictor.grid != self.encoder.grid:
             raise ModelConfigError(
                 f"predictor width {self.predictor.embed_dim} and grid {self.predictor.grid} must be the encoder's "
@@ -228,8 +260,12 @@ class JEPAConfig:
             return {k: tuple(v) if isinstance(v, list) else v for k, v in dict(part).items()}
 
         try:
-            rest = {k: v for k, v in values.items() if k not in ("encoder", "predictor")}
-            return cls(EncoderConfig(**plain(values["encoder"])), PredictorConfig(**plain(values["predictor"])), **rest)
+            rest = {k: v for k, v in values.items() if k not in ("encoder", "predictor", "projector")}
+            predictor = values.get("predictor")
+            projector = values.get("projector")
+            return cls(EncoderConfig(**plain(values["encoder"])),
+                       None if predictor is None else PredictorConfig(**plain(predictor)), **rest,
+                       projector=None if projector is None else ProjectorConfig(**plain(projector)))
         except (KeyError, TypeError) as exc:
             raise ModelConfigError(f"model config {dict(values)!r} is not a JEPAConfig ({exc})") from None
 
@@ -362,6 +398,8 @@ class JEPA(nn.Module):
 def networks(config: JEPAConfig) -> tuple[TransformerEncoder, Predictor]:
     """The context encoder and predictor of ``config`` at initialisation, from the current torch seed
     (the encoder's weights are drawn first)."""
+    if config.predictor is None:
+        raise ModelConfigError("this model config has no predictor; it is not an I-JEPA model")
     encoder = config.encoder.build(config.init_std, config.depth_rescale)
     return encoder, config.predictor.build(config.init_std, config.depth_rescale)
 

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from jepa_core.masks import Grid, MaskBatch
 
 __all__ = ["plot_confusion", "plot_feature_pca", "plot_projection", "plot_training_curves", "render_masks",
-           "render_views"]
+           "render_views", "unit_range"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -33,6 +33,15 @@ def _sample_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]],
         return a[sample] if a.ndim == 2 else a
 
     return [row(c) for c in contexts], [row(t) for t in targets]
+
+
+def unit_range(x: Any) -> NDArray[Any]:
+    """``x`` (an array or a tensor; an image ``(C, H, W)`` becomes ``(H, W, C)``) scaled to ``[0, 1]``."""
+    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(1, 2, 0)  # (H, W, C)
+    out: NDArray[Any] = (a - a.min()) / max(float(np.ptp(a)), 1e-12)
+    return out
 
 
 def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: Grid, path: str | Path,

@@ -1,13 +1,20 @@
 """Training checkpoints: atomic writes, the last K kept, exact resume.
 
-A training checkpoint is an official-layout I-JEPA file, written as the official trainer writes
-its own and readable by its resume: ``encoder``, ``predictor``, ``target_encoder`` with ``module.``
-keys, ``opt`` in the official optimiser's four-group layout
-(``jepa_torch.optim.to_official_optimizer_state``), ``scaler`` (a fresh gradient scaler's state, which
-its bf16 resume loads), ``epoch`` (completed epochs, where its resume restarts), ``loss``,
-``batch_size``, ``world_size``, ``lr``. Beside those it holds what an exact resume here needs: the
-step, the resolved config, the global batch and world size, and the RNG states of torch, numpy and
-python. Files of format 1 (bare keys, ``opt`` in our two-group layout) still load.
+A training checkpoint (format 3) holds each of the method's networks under the name the method gives
+it (``jepa_torch.methods``), with ``module.`` keys; an I-JEPA checkpoint is therefore an official-layout
+file, written as the official trainer writes its own and readable by its resume: ``encoder``,
+``predictor``, ``target_encoder``, ``opt`` in the official optimiser's four-group layout
+(``jepa_torch.optim.to_official_optimizer_state``; a method that trains one network has empty second
+groups), ``scaler`` (a fresh gradient scaler's state, which its bf16 resume loads), ``epoch`` (completed
+epochs, where its resume restarts), ``loss``, ``batch_size``, ``world_size``, ``lr``. A LeJEPA checkpoint
+holds ``encoder`` and ``projector`` in the same way. Beside those every checkpoint says what it holds:
+``method`` (its name), ``model`` (the one model config, ``jepa_torch.models.JEPAConfig``, which every
+loader builds from), ``encoders`` (``{"target": entry, "context": entry}``: where the encoder to evaluate
+and export is), and what an exact resume needs: the step, the resolved config, the global batch and
+world size, and the RNG states of torch, numpy and python.
+
+Files of format 2 (I-JEPA's three names for every method: LeJEPA's projector as ``predictor``, its
+encoder twice) and 1 (bare keys, ``opt`` in our two-group layout) still load.
 Files are ``<out_dir>/checkpoints/step_00000100.pt``, written through a temporary file,
 fsync and rename: a crash never leaves a half-written file under a checkpoint's name.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -24,13 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import (CheckpointError, atomic_save, load_strict, official_payload, read_official, unwrap,
+from .checkpoint import (CheckpointError, atomic_save, load_strict, network_payload, read_official, unwrap,
                          verify_digest)
 from .fsdp import gather_full, shard_optimizer_state
 from .optim import from_official_optimizer_state, to_official_optimizer_state
 
 __all__ = [
     "FORMAT_VERSION",
+    "OFFICIAL_OPT_FORMATS",
     "ResumeState",
     "checkpoint_path",
     "last_verified_checkpoint",
@@ -43,7 +52,9 @@ __all__ = [
     "set_rng_state",
 ]
 
-FORMAT_VERSION = 2  # 2: opt in the official layout, module. keys; 1: opt in ours, bare keys
+FORMAT_VERSION = 3  # 3: the method's own entry names, method/model/encoders; 2: opt in the official layout,
+# module. keys, I-JEPA's three names for every method; 1: opt in ours, bare keys
+OFFICIAL_OPT_FORMATS = (2, 3)  # formats whose `opt` the official trainer loads
 
 # A gradient scaler's state as ``torch.amp.GradScaler()`` starts (init_scale 2**16): the official trainer
 # loads ``scaler`` whenever it trains in bf16, and would drop the whole resume on a None.
@@ -127,12 +138,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _pair(networks: Mapping[str, nn.Module], trained: Sequence[str]) -> tuple[nn.Module, nn.Module]:
+    """The trained networks (raw) as the optimiser layout's two slots; a lone network gets an empty second."""
+    raw = [unwrap(networks[name]) for name in trained]
+    if not 1 <= len(raw) <= 2:
+        raise ValueError(f"trained={tuple(trained)}: one or two networks")
+    return raw[0], raw[1] if len(raw) == 2 else nn.Module()
+
+
 def save_training_checkpoint(
     path: Path,
     *,
-    encoder: nn.Module,
-    predictor: nn.Module,
-    target_encoder: nn.Module,
+    networks: Mapping[str, nn.Module],
+    trained: Sequence[str],
     optimizer: torch.optim.Optimizer,
     step: int,
     epoch: int,
@@ -140,28 +158,34 @@ def save_training_checkpoint(
     global_batch: int,
     world_size: int,
     loss: float,
-    model: dict[str, Any] | None = None,
+    method: str,
+    model: dict[str, Any],
+    encoders: Mapping[str, str],
     write: bool = True,
 ) -> None:
     """Write one training checkpoint atomically (see the module docstring for its layout).
 
-    ``model`` is the networks' one config (``jepa_torch.models.JEPAConfig.to_dict()``), stored under
-    ``model`` so that a reader builds the architecture without inferring it (heads included).
+    Args:
+        networks: the method's networks by entry name (``Method.networks``).
+        trained: the entries the optimiser trains, in its order.
+        method: the method's name.
+        model: the networks' one config (``JEPAConfig.to_dict()``), so that a reader builds the
+            architecture without inferring it (heads included).
+        encoders: ``target`` and ``context`` -> the entry that holds that encoder.
 
     Sharded networks (``jepa_torch.fsdp``) are written whole, in the same layout: every process
     calls this function (the gathering is a collective) and the one with ``write`` writes the file.
     """
-    raw = [unwrap(m) for m in (encoder, predictor)]
-    states = {**official_payload(encoder, predictor, target_encoder),
-              "opt": to_official_optimizer_state(optimizer, raw[0], raw[1])}
+    first, second = _pair(networks, trained)
+    states = {**network_payload(networks), "opt": to_official_optimizer_state(optimizer, first, second)}
     whole = gather_full(states, keep=write)
     if not write:
         return
-    extra: dict[str, Any] = {} if model is None else {"model": model}
     atomic_save({
         **whole, "scaler": dict(FRESH_SCALER), "epoch": epoch, "loss": loss, "batch_size": global_batch // world_size,
         "world_size": world_size, "lr": optimizer.param_groups[0]["lr"], "step": step, "global_batch": global_batch,
-        "config": config, "rng": rng_state(), "format_version": FORMAT_VERSION, **extra,
+        "config": config, "rng": rng_state(), "format_version": FORMAT_VERSION, "method": method, "model": model,
+        "encoders": dict(encoders),
     }, path)
 
 
@@ -179,37 +203,44 @@ class ResumeState:
 def load_training_checkpoint(
     path: Path,
     *,
-    encoder: nn.Module,
-    predictor: nn.Module,
-    target_encoder: nn.Module,
+    networks: Mapping[str, nn.Module],
+    trained: Sequence[str],
     optimizer: torch.optim.Optimizer | None,
+    legacy_entries: Mapping[str, str] | None = None,
 ) -> ResumeState:
-    """Load a training checkpoint into the modules (strictly) and the optimiser.
+    """Load a training checkpoint into the named networks (strictly) and the optimiser.
 
     Sharded modules and their optimiser (``jepa_torch.fsdp``) load the same whole file: each process
     keeps its shards, so a run resumes on any number of processes.
 
+    Args:
+        networks, trained: as :func:`save_training_checkpoint`.
+        optimizer: over the trained networks, or None to load the weights only.
+        legacy_entries: an entry's name in formats 1 and 2 where it differs (``Method.legacy_entries``).
+
     Raises:
-        CheckpointError: the file is unreadable, not a training checkpoint of this format, or
-            of another architecture (the error names the first key that does not fit).
+        CheckpointError: the file is unreadable, not a training checkpoint of a format this version
+            reads, of another method, or of another architecture (the error names the first key that
+            does not fit).
     """
     ckpt = read_official(path)
-    missing = [k for k in ("encoder", "predictor", "target_encoder", "opt", "step", "config", "rng",
-                           "global_batch", "world_size") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not a training checkpoint of this project (no {missing[0]!r}); "
-                              "to start from official weights, use load_official")
     version = ckpt.get("format_version")
-    if version not in (1, FORMAT_VERSION):
-        raise CheckpointError(f"{path}: checkpoint format {version!r}, this version reads 1 and {FORMAT_VERSION}")
-    load_strict(encoder, ckpt["encoder"], f"{path.name}: encoder")
-    load_strict(predictor, ckpt["predictor"], f"{path.name}: predictor")
-    load_strict(target_encoder, ckpt["target_encoder"], f"{path.name}: target_encoder")
+    if version not in (1, 2, FORMAT_VERSION):
+        raise CheckpointError(f"{path}: checkpoint format {version!r}, this version reads 1 to {FORMAT_VERSION}")
+    stored = {name: name if version == FORMAT_VERSION else (legacy_entries or {}).get(name, name) for name in networks}
+    missing = [k for k in (*stored.values(), "opt", "step", "config", "rng", "global_batch", "world_size")
+               if k not in ckpt]
+    if missing:
+        held = f"a {ckpt['method']} checkpoint, " if "method" in ckpt else ""
+        raise CheckpointError(f"{path}: {held}no {missing[0]!r} entry, which this run needs; resume a checkpoint of "
+                              "the same method, or start official weights with load_official")
+    for name, module in networks.items():
+        load_strict(module, ckpt[stored[name]], f"{path.name}: {name}")
     if optimizer is not None:
         try:
             opt = ckpt["opt"]
             if version != 1:
-                opt = from_official_optimizer_state(opt, optimizer, unwrap(encoder), unwrap(predictor))
+                opt = from_official_optimizer_state(opt, optimizer, *_pair(networks, trained))
             optimizer.load_state_dict(shard_optimizer_state(opt, optimizer))
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not fit this model ({exc})") from exc

@@ -25,6 +25,7 @@ from torch.distributed.tensor import DTensor
 
 from jepa_core.representation import LossKind, check_loss_kind
 
+from .config import Precision
 from .ema import update_target_encoder_
 from .loss import grouped_prediction_loss
 from .models import JEPA
@@ -33,9 +34,6 @@ from .vit import context_valid
 
 __all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model", "pooled",
            "resolved_precision", "train_step"]
-
-Precision = Literal["auto", "fp32", "bf16"]
-
 
 def compile_model(model: JEPA, dynamic: bool | None = None) -> JEPA:
     """Compile the three networks in place with ``torch.compile`` (inductor); returns ``model``.

@@ -13,10 +13,10 @@ masks of the global batch are drawn once and sliced, and DDP (or, with
 EMA target) averages gradients: ``N`` processes at batch ``b`` compute what one process
 computes at batch ``N * b``. Rank 0 alone writes files.
 
-Two methods share this loop (``method.name``): I-JEPA (masked prediction, EMA target,
-``jepa_torch.step``) and LeJEPA (multi-view prediction plus SIGReg, ``jepa_torch.lejepa``). For
-LeJEPA the step's views, like I-JEPA's masks, are a pure function of (seed, step), and so are
-the SIGReg directions of either method.
+The loop knows no method: ``method.name`` names one of ``jepa_torch.methods``, which builds the
+networks, names their checkpoint entries, draws each step's inputs (I-JEPA's masks, LeJEPA's views)
+from (seed, step, rank) and runs the step; the loop places the networks, schedules the learning rate
+and weight decay, reads the losses, logs, monitors and saves.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,20 +37,17 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from jepa_core.mask_schedules import TargetScaleSchedule, config_at
-from jepa_core.masks import MaskConfig, sample_masks, sample_masks_1d
-from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
+from jepa_core.schedules import CosineWeightDecay, WarmupCosineLR
 
 from .checkpoint import CheckpointError, UnreadableCheckpoint
 from .config import ConfigError, TrainConfig
 from .config_io import config_to_dict, save_config
-from .data import EpochBatches, build_dataset, input_spec, make_loader
-from .fsdp import held, is_sharded, mesh_for, shard
-from .lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
-from .models import JEPA, build, model_config
+from .data import EpochBatches, InputSpec, build_dataset, input_spec, make_loader
+from .fsdp import held, is_sharded, mesh_for
+from .methods import Method, RunInfo, encoder_of, get_method
 from .monitor import FixedBatchMonitor
 from .optim import apply_schedules, make_optimizer
-from .regularisers import sigreg_directions
+from .plan import Plan, make_plan
 from .runlog import RunLogger
 from .resume import (
     ResumeState,
@@ -63,30 +60,15 @@ from .resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from .step import StepConfig, compile_model, resolved_precision, train_step
-from .views import MultiCrop, view_generator
+from .step import resolved_precision
 
-__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "directions_for_step", "make_plan",
-           "masks_for_step", "multicrop", "networks", "train"]
-
-_DIRECTIONS = 0x73696772  # stream tag of the SIGReg directions
+__all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "train"]
 
 log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Lengths of a run, in optimiser steps."""
-
-    iterations_per_epoch: int
-    schedule_steps: int  # the schedules' length: epochs * ipe * ipe_scale
-    run_steps: int  # where this run stops: epochs * ipe, or run.max_steps
-    warmup_steps: int
-    global_batch: int
 
 
 @dataclass(frozen=True)
@@ -128,73 +110,6 @@ def _setup(cfg: TrainConfig) -> _Dist:
     return _Dist(rank, world, device)
 
 
-def make_plan(cfg: TrainConfig, num_samples: int, world_size: int) -> Plan:
-    """Steps per epoch and the run's lengths; one line naming the fix when the data is too small."""
-    global_batch = cfg.data.batch_size * world_size * cfg.optimization.accumulate
-    ipe = num_samples // global_batch
-    if ipe < 1:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size}: the training split has {num_samples} samples, "
-                          f"fewer than one global batch of {global_batch}; lower data.batch_size")
-    opt = cfg.optimization
-    schedule_steps = int(ipe * opt.epochs * opt.ipe_scale)
-    run_steps = ipe * opt.epochs if cfg.run.max_steps is None else min(cfg.run.max_steps, ipe * opt.epochs)
-    return Plan(ipe, schedule_steps, run_steps, int(opt.warmup_epochs * ipe), global_batch)
-
-
-def masks_for_step(cfg: TrainConfig, mask_cfg: MaskConfig, scale_at: TargetScaleSchedule, grid: tuple[int, int],
-                   step: int, global_batch: int, rank: int,
-                   device: torch.device) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
-    """This rank's slice of the global batch's masks, a pure function of (seed, step).
-
-    The global batch is drawn at once, at the target scale ``scale_at(step)``, from a numpy
-    generator seeded by ``(run.seed, step)``; rank ``r`` takes rows ``[r * b, (r + 1) * b)``.
-
-    Returns:
-        ``(context masks, target masks, context lengths)``; the lengths are None unless
-        ``mask.context_trim`` is ``none`` (then the context rows are padded).
-    """
-    rng = np.random.default_rng([cfg.run.seed, step, 0x6D61736B])  # the tag spells "mask"
-    law = config_at(mask_cfg, scale_at, step)
-    if grid[0] == 1:
-        batch = sample_masks_1d(grid[1], law, rng, global_batch)
-    else:
-        batch = sample_masks(grid, law, rng, global_batch)
-    share = cfg.data.batch_size * cfg.optimization.accumulate  # this process's rows of the global batch
-    lo, hi = rank * share, (rank + 1) * share
-    context, targets = (
-        [torch.from_numpy(np.ascontiguousarray(m[lo:hi])).to(device, non_blocking=True) for m in masks]
-        for masks in (batch.context, batch.targets)
-    )
-    lengths = None if batch.context_lengths is None else [
-        torch.from_numpy(np.ascontiguousarray(n[lo:hi])).to(device, non_blocking=True) for n in batch.context_lengths]
-    return context, targets, lengths
-
-
-def directions_for_step(cfg: TrainConfig, step: int, dim: int, device: torch.device) -> Tensor:
-    """The SIGReg directions ``(dim, optimization.sigreg_slices)`` of a step, a pure function of (seed, step)."""
-    seed = int(np.random.SeedSequence([cfg.run.seed % 2**64, step, _DIRECTIONS]).generate_state(1)[0])
-    return sigreg_directions(dim, cfg.optimization.sigreg_slices, seed, device)
-
-
-def multicrop(cfg: TrainConfig) -> MultiCrop:
-    """LeJEPA's views of ``method.*``: global ones at ``data.img_size``, local ones at ``method.local_size``."""
-    m = cfg.method
-    return MultiCrop(m.global_views, m.local_views, cfg.data.img_size, m.local_size, m.global_scale, m.local_scale,
-                     rotation=m.rotation, flip=m.flip)
-
-
-def networks(model: JEPA | LeJEPA) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """``(encoder, predictor, target encoder)`` as checkpoints store them.
-
-    A LeJEPA checkpoint stores its projector head in the ``predictor`` entry and the encoder again as
-    ``target_encoder`` (it has no EMA copy), so every reader of I-JEPA files (evaluation, export,
-    resume) reads it unchanged.
-    """
-    if isinstance(model, LeJEPA):
-        return model.encoder, model.projector, model.encoder
-    return model.encoder, model.predictor, model.target_encoder
-
-
 def _last_good(folder: Path, last_ckpt: Path | None) -> str:
     """How a failure message names the checkpoint to go back to: the newest one whose digest verifies."""
     good = last_verified_checkpoint(folder, last_ckpt)
@@ -219,9 +134,9 @@ def _read_losses(pending: list[Tensor], step: int, folder: Path, last_ckpt: Path
     return [(first + i, value) for i, value in enumerate(values)]
 
 
-def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA, optimizer: torch.optim.Optimizer,
-                     env: _Dist, plan: Plan, cfg: TrainConfig, config: dict[str, Any], last_ckpt: Path | None,
-                     arch: dict[str, Any] | None) -> Path:
+def _save_checkpoint(folder: Path, step: int, loss: float, method: Method, model: nn.Module,
+                     optimizer: torch.optim.Optimizer, env: _Dist, plan: Plan, cfg: TrainConfig, config: dict[str, Any],
+                     last_ckpt: Path | None, arch: dict[str, Any]) -> Path:
     """Write the checkpoint of ``step`` (the main process; every process checks the weights first).
 
     Under FSDP every process takes part (the shards are gathered) and each checks its own shards.
@@ -229,10 +144,11 @@ def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA,
     Raises:
         TrainingDiverged: a weight is not finite; nothing is written and the last good checkpoint stays.
     """
-    encoder, predictor, target_encoder = networks(model)
-    named = [*encoder.named_parameters(), *predictor.named_parameters()]
+    networks = method.networks(model)
+    named = [(f"{entry}.{n}", p) for entry in method.trained for n, p in networks[entry].named_parameters()]
     bad = [n for n, p in named if not bool(torch.isfinite(held(p)).all())]
-    if env.world_size > 1 and is_sharded(encoder):  # each process saw its shards only: agree before gathering
+    sharded = is_sharded(model)
+    if env.world_size > 1 and sharded:  # each process saw its shards only: agree before gathering
         count = torch.tensor([len(bad)], device=env.device)
         dist.all_reduce(count)
         if count.item() and not bad:
@@ -242,11 +158,12 @@ def _save_checkpoint(folder: Path, step: int, loss: float, model: JEPA | LeJEPA,
             f"weights are not finite at step {step} (first: {bad[0]}); not saving them; the last good "
             f"checkpoint is {_last_good(folder, last_ckpt)}")
     path = checkpoint_path(folder, step)
-    if env.is_main or is_sharded(encoder):
+    if env.is_main or sharded:
         save_training_checkpoint(
-            path, encoder=encoder, predictor=predictor, target_encoder=target_encoder, optimizer=optimizer,
-            step=step, epoch=step // plan.iterations_per_epoch, config=config, global_batch=plan.global_batch,
-            world_size=env.world_size, loss=loss, model=arch, write=env.is_main)
+            path, networks=networks, trained=method.trained, optimizer=optimizer, step=step,
+            epoch=step // plan.iterations_per_epoch, config=config, global_batch=plan.global_batch,
+            world_size=env.world_size, loss=loss, method=method.name, model=arch, encoders=method.encoders,
+            write=env.is_main)
     if env.is_main:
         prune_checkpoints(folder, cfg.run.keep_checkpoints)
     return path
@@ -267,17 +184,12 @@ def _header(cfg: TrainConfig, train_size: int, holdout_size: int, plan: Plan, en
     return line
 
 
-def build_model(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> tuple[JEPA | LeJEPA, tuple[int, int]]:
-    """The run's networks at initialisation (from the current torch seed) and the token grid.
-
-    I-JEPA: ``models.build`` of ``models.model_config``; LeJEPA: that config's encoder and a projector.
-    """
-    config = model_config(cfg, spec)
-    grid = cfg.grid() if spec[0] != "sequence" else (1, spec[1][0])
-    if cfg.method.name == "lejepa":
-        encoder = config.encoder.build(config.init_std, config.depth_rescale)
-        return LeJEPA(encoder, cfg.method.projector_hidden, cfg.method.projector_dim), grid
-    return build(config), grid
+def build_model(cfg: TrainConfig, spec: InputSpec) -> tuple[nn.Module, dict[str, Any]]:
+    """The run's networks at initialisation (from the current torch seed) and their model config
+    (``JEPAConfig.to_dict()``, the checkpoints' ``model``), as the run's method builds them."""
+    method = get_method(cfg.method.name)
+    config = method.model_config(cfg, spec)
+    return method.build(config), config.to_dict()
 
 
 def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
@@ -291,7 +203,7 @@ def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
     return [path for _, path in reversed(list_checkpoints(folder))]
 
 
-def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA | LeJEPA,
+def _load_resume(cfg: TrainConfig, folder: Path, method: Method, model: nn.Module,
                  optimizer: torch.optim.Optimizer) -> tuple[Path, ResumeState] | None:
     """Load the checkpoint to resume from into the model and optimiser.
 
@@ -300,11 +212,10 @@ def _load_resume(cfg: TrainConfig, folder: Path, model: JEPA | LeJEPA,
     the run. A named file (``run.resume=<path>``) must load.
     """
     candidates = _resume_candidates(cfg, folder)
-    encoder, predictor, target_encoder = networks(model)
     for path in candidates:
         try:
-            state = load_training_checkpoint(path, encoder=encoder, predictor=predictor,
-                                             target_encoder=target_encoder, optimizer=optimizer)
+            state = load_training_checkpoint(path, networks=method.networks(model), trained=method.trained,
+                                             optimizer=optimizer, legacy_entries=method.legacy_entries)
         except UnreadableCheckpoint as exc:
             if cfg.run.resume != "auto":
                 raise
@@ -325,44 +236,38 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         ConfigError, CheckpointError, DataError: bad input, one line each.
         TrainingDiverged: a NaN or infinite loss (nothing is written after it).
     """
+    method = get_method(cfg.method.name)
     env = _setup(cfg)
+    if env.world_size > 1 and not method.supports.ddp:
+        raise ConfigError(f"method.name={method.name!r}: does not run on several processes; run it on one")
     out = Path(cfg.run.out_dir)
     ckpt_dir = out / "checkpoints"
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed % 2**32)
 
-    lejepa = cfg.method.name == "lejepa"
-    dataset = build_dataset(cfg, augment=not lejepa)  # LeJEPA's views are crops of the un-augmented image
-    model, grid = build_model(cfg, input_spec(dataset))
-    if env.world_size > 1 and cfg.run.parallel == "fsdp" and isinstance(model, JEPA):
+    dataset = build_dataset(cfg, augment=method.augment)
+    model, arch = build_model(cfg, input_spec(dataset))  # arch, the checkpoints' `model`: every loader builds from it
+    if env.world_size > 1 and cfg.run.parallel == "fsdp":
         # Built whole in host memory, it reaches the device one unit at a time and keeps only this process's
         # shards there. Before the optimiser, which must see the sharded parameters.
-        shard(model, mesh_for(env.device, env.world_size))
+        method.shard(model, mesh_for(env.device, env.world_size))
     model.to(env.device)
     sharded = is_sharded(model)
-    encoder, predictor, target_encoder = networks(model)
+    networks = method.networks(model)
     opt_cfg = cfg.optimization
-    optimizer = make_optimizer([encoder, predictor], lr=opt_cfg.start_lr, weight_decay=opt_cfg.weight_decay)
+    optimizer = make_optimizer([networks[name] for name in method.trained], lr=opt_cfg.start_lr,
+                               weight_decay=opt_cfg.weight_decay)
     plan = make_plan(cfg, len(dataset), env.world_size)
     lr_at = WarmupCosineLR(opt_cfg.start_lr, opt_cfg.lr, opt_cfg.final_lr, plan.warmup_steps, plan.schedule_steps)
     wd_at = CosineWeightDecay(opt_cfg.weight_decay, opt_cfg.final_weight_decay, plan.schedule_steps)
-    momentum_at = MomentumSchedule(opt_cfg.ema[0], opt_cfg.ema[1], plan.schedule_steps)
-    step_cfg = StepConfig(loss=opt_cfg.loss, var_weight=opt_cfg.var_weight, cov_weight=opt_cfg.cov_weight,
-                          sigreg_weight=opt_cfg.sigreg_weight, sigreg_embedding=opt_cfg.sigreg_embedding,
-                          grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
-    lejepa_cfg = LeJEPAStepConfig(num_global=cfg.method.global_views, lam=cfg.method.sigreg_lambda,
-                                  grad_clip=opt_cfg.grad_clip, precision=cfg.run.precision)
-    views_of = multicrop(cfg)
-    knots = torch.linspace(-5.0, 5.0, opt_cfg.sigreg_knots, device=env.device)  # (T,)
-    sigreg_dim = cfg.method.projector_dim if isinstance(model, LeJEPA) else model.encoder.embed_dim
-    uses_directions = lejepa or opt_cfg.sigreg_weight > 0
+    steps = method.stepper(model, RunInfo(cfg, plan, env.device, env.rank, env.world_size))
 
     if env.is_main:  # the data and the plan are valid: only now does the run leave anything on disk
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     start = 0
-    resumed = _load_resume(cfg, ckpt_dir, model, optimizer)
+    resumed = _load_resume(cfg, ckpt_dir, method, model, optimizer)
     resume_from = None if resumed is None else resumed[0]
     if resumed is not None:
         state = resumed[1]
@@ -376,20 +281,17 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         start = state.step
         set_rng_state(state.rng)
     if cfg.run.activation_checkpointing:
-        model.encoder.recompute = True
-        if isinstance(model, JEPA):
-            model.predictor.recompute = True
+        for name in method.trained:  # every transformer of a trained network keeps only its blocks' inputs
+            for module in networks[name].modules():
+                if hasattr(module, "recompute"):
+                    setattr(module, "recompute", True)
     if cfg.run.compile:
-        if isinstance(model, LeJEPA):
-            model.encoder.compile()
-        else:
-            compile_model(model)  # in place: state-dict names and the optimiser's parameters are unchanged
+        method.compile(model)  # in place: state-dict names and the optimiser's parameters are unchanged
     # The raw modules stay as built (EMA, monitor and checkpoints read them); a step runs `forward`.
     forward: nn.Module = model
     if env.world_size > 1 and not sharded:
         ddp_args: dict[str, Any] = {"device_ids": [env.device.index]} if env.device.type == "cuda" else {}
-        if isinstance(model, LeJEPA) and env.device.type == "cuda":  # the projector's batch statistics over
-            nn.SyncBatchNorm.convert_sync_batchnorm(model.projector)  # type: ignore[no-untyped-call]  # the global batch
+        method.prepare_ddp(model, env.device)
         forward = DistributedDataParallel(model, **ddp_args)
 
     holdout = build_dataset(cfg, "holdout", augment=False)  # empty when data.holdout_fraction is 0
@@ -405,15 +307,11 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     monitor = (FixedBatchMonitor(build_dataset(cfg, "train", augment=False), env.device, warn_after=plan.warmup_steps,
                                  holdout=holdout if len(holdout) else None, speak=env.is_main)
                if (env.is_main or sharded) and cfg.run.monitor_every else None)
+    evaluated = encoder_of(method, model, "target")
     if env.is_main:
         save_config(cfg, out / "config.yaml")
     config_dict = config_to_dict(cfg)
-    arch = None if lejepa else model_config(cfg, input_spec(dataset)).to_dict()  # the checkpoints' `model`
     batches = EpochBatches(len(dataset), plan.global_batch, cfg.run.seed)
-    mask_cfg = cfg.mask.to_mask_config()
-    scale_at = cfg.mask.target_scale_schedule(plan.iterations_per_epoch, plan.schedule_steps)
-    if not lejepa:
-        cfg.mask.check_grid(grid)  # a sequence's grid is known only now
     losses: list[tuple[int, float]] = []
     last_ckpt: Path | None = resume_from
     step = start
@@ -428,19 +326,9 @@ def train(cfg: TrainConfig, *, progress: bool = True,
             order = batches.indices(epoch, first, env.rank, env.world_size)
             for images in make_loader(dataset, order, cfg.data.num_workers, cfg.run.seed, epoch):
                 images = images.to(env.device, non_blocking=True)
-                lr, wd, momentum = lr_at(step), wd_at(step), momentum_at(step)
+                lr, wd = lr_at(step), wd_at(step)
                 apply_schedules(optimizer, lr, wd)
-                directions = directions_for_step(cfg, step, sigreg_dim, env.device) if uses_directions else None
-                if isinstance(model, LeJEPA):
-                    views = views_of(images, view_generator(cfg.run.seed, step),
-                                     rows=(env.rank * cfg.data.batch_size, plan.global_batch))
-                    result = lejepa_step(forward, optimizer, views, cast(Tensor, directions), knots, lejepa_cfg)
-                else:
-                    context_masks, target_masks, lengths = masks_for_step(cfg, mask_cfg, scale_at, grid, step,
-                                                                          plan.global_batch, env.rank, env.device)
-                    result = train_step(model, optimizer, images, context_masks, target_masks, momentum, step_cfg,
-                                        directions, knots, forward=forward, context_lengths=lengths,
-                                        accumulate=cfg.optimization.accumulate)
+                result = steps.step(forward, optimizer, steps.inputs(images, step), step)
                 loss = result.loss.detach()
                 if env.world_size > 1:
                     loss = loss.clone()
@@ -463,11 +351,9 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                     window_start, window_steps = now, 0
                     row = {"step": float(step), "epoch": float(epoch), "loss": value,
                            "prediction_loss": float(result.prediction_loss), "regulariser": float(result.regulariser),
-                           "lr": lr, "weight_decay": wd, "images_per_s": throughput}
-                    if not lejepa:
-                        row["momentum"] = momentum
+                           "lr": lr, "weight_decay": wd, "images_per_s": throughput, **steps.logged(step - 1)}
                     if monitor is not None and (step % cfg.run.monitor_every == 0 or step == plan.run_steps):
-                        row.update(monitor.measure(target_encoder, step))
+                        row.update(monitor.measure(evaluated, step))
                     if logger is not None:
                         logger.log(row)
                     if on_log is not None:
@@ -475,8 +361,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
                 elif logger is not None:
                     logger.tick()
                 if checkpoint_now:
-                    last_ckpt = _save_checkpoint(ckpt_dir, step, value, model, optimizer, env, plan, cfg, config_dict,
-                                                 last_ckpt, arch)
+                    last_ckpt = _save_checkpoint(ckpt_dir, step, value, method, model, optimizer, env, plan, cfg,
+                                                 config_dict, last_ckpt, arch)
                 if step >= plan.run_steps:
                     break
     finally:
@@ -487,4 +373,3 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     if dist.is_initialized():
         dist.barrier()
     return TrainingSummary(out, step, start, last_ckpt, losses, throughput)
-

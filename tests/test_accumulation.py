@@ -56,7 +56,7 @@ def test_a_run_with_accumulation_equals_the_large_batch_run(tmp_path: Path) -> N
 
 def test_accumulation_is_refused_for_lejepa_in_one_line() -> None:
     cfg = tiny_config(Path("unused"))
-    with pytest.raises(ConfigError, match=r"optimization.accumulate=2: gradient accumulation is for ijepa") as info:
+    with pytest.raises(ConfigError, match=r"optimization.accumulate=2: method lejepa does not support gradient accumulation; use 1") as info:
         dataclasses.replace(cfg, method=MethodConfig(name="lejepa"),
                             optimization=dataclasses.replace(cfg.optimization, accumulate=2))
     assert "\n" not in str(info.value)

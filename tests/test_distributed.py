@@ -135,8 +135,9 @@ def test_fsdp_checkpoints_are_one_process_files_both_ways(tmp_path: Path) -> Non
     # the gathered file in one process: our strict training resume, and the official-layout loader
     model = build(JEPAConfig.from_dict(read_official(fsdp_file)["model"]))
     optimizer = make_optimizer([model.encoder, model.predictor])
-    state = load_training_checkpoint(fsdp_file, encoder=model.encoder, predictor=model.predictor,
-                                     target_encoder=model.target_encoder, optimizer=optimizer)
+    state = load_training_checkpoint(fsdp_file, networks={"encoder": model.encoder, "predictor": model.predictor,
+                                                          "target_encoder": model.target_encoder},
+                                     trained=("encoder", "predictor"), optimizer=optimizer)
     assert (state.step, state.world_size) == (8, 2)
     trained = [p for p in [*model.encoder.parameters(), *model.predictor.parameters()] if p.requires_grad]
     assert len(optimizer.state_dict()["state"]) == len(trained)  # every trained parameter has its AdamW state

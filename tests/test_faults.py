@@ -27,10 +27,12 @@ import torch
 from PIL import Image
 
 from jepa_torch import train as train_module
+from jepa_torch.methods import ijepa as ijepa_module
 from jepa_torch.checkpoint import read_official
 from jepa_torch.cli import main
 from jepa_torch.config import TrainConfig
 from jepa_torch.config_io import save_config
+from jepa_torch.methods import get_method
 from jepa_torch.resume import list_checkpoints, load_training_checkpoint
 from jepa_torch.models import JEPA
 from jepa_torch.step import StepResult
@@ -291,7 +293,7 @@ def test_an_empty_dataset_is_one_line(layout: str, tmp_path: Path, capsys: pytes
 @pytest.mark.parametrize("where", ["loss", "weights"])
 def test_nan_stops_with_exit_3_and_the_last_checkpoint_is_good(
         where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    real_step = train_module.train_step
+    real_step = ijepa_module.train_step
     calls = {"n": 0}
 
     def poisoned(model: JEPA, *args: Any, **kwargs: Any) -> StepResult:
@@ -304,15 +306,16 @@ def test_nan_stops_with_exit_3_and_the_last_checkpoint_is_good(
                 next(model.predictor.parameters()).view(-1)[0] = float("nan")
         return result
 
-    monkeypatch.setattr(train_module, "train_step", poisoned)
+    monkeypatch.setattr(ijepa_module, "train_step", poisoned)
     save_config(_config(tmp_path / "run", max_steps=6, checkpoint_every=1, keep_checkpoints=5), tmp_path / "run.yaml")
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress"]) == 3
     err = _one_line_error(capsys, "step 3", "step_00000002.pt")
     assert ("loss is nan" in err) if where == "loss" else ("weights are not finite" in err)
     assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [1, 2]
     model, _ = build_model(_config(tmp_path / "x"), ("image", (3, 16, 16)))
-    state = load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000002.pt", encoder=model.encoder,
-                                     predictor=model.predictor, target_encoder=model.target_encoder, optimizer=None)
+    state = load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000002.pt",
+                                     networks=get_method("ijepa").networks(model),
+                                     trained=("encoder", "predictor"), optimizer=None)
     assert state.step == 2
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from jepa_torch import train as train_module
+from jepa_torch.methods import ijepa as ijepa_module
 from jepa_torch.checkpoint import DIGEST_KEY, CorruptCheckpoint, atomic_save, load_official, payload_digest, read_official
 from jepa_torch.cli import main
 from jepa_torch.config_io import save_config
@@ -169,7 +170,7 @@ def test_a_named_corrupt_checkpoint_stops_the_run(three_checkpoints: tuple[Path,
 def test_the_last_good_checkpoint_of_a_nan_message_is_one_that_verifies(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Step 3's checkpoint is damaged on disk before the loss turns NaN at step 4: the message names step 2."""
-    real_step = train_module.train_step
+    real_step = ijepa_module.train_step
     calls = {"n": 0}
     folder = tmp_path / "run" / "checkpoints"
 
@@ -180,7 +181,7 @@ def test_the_last_good_checkpoint_of_a_nan_message_is_one_that_verifies(
             return replace(real_step(model, *args, **kwargs), loss=torch.tensor(float("nan")))
         return real_step(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_step", poisoned)
+    monkeypatch.setattr(ijepa_module, "train_step", poisoned)
     cfg = tiny_config(tmp_path / "run", max_steps=6)
     save_config(replace(cfg, run=replace(cfg.run, checkpoint_every=1, keep_checkpoints=5)), tmp_path / "run.yaml")
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress"]) == 3

@@ -19,7 +19,8 @@ from jepa_torch.evaluation import EvalConfig, evaluate
 from jepa_torch.lejepa import LeJEPA, LeJEPAStepConfig, lejepa_loss, lejepa_step, prediction_term_as_spec
 from jepa_torch.models import build_vit
 from jepa_torch.monitor import FixedBatchMonitor
-from jepa_torch.train import directions_for_step, train
+from jepa_torch.methods.inputs import directions_for_step
+from jepa_torch.train import train
 from jepa_torch.views import MultiCrop, view_generator
 
 

@@ -115,11 +115,11 @@ def test_a_quiet_monitor_measures_but_does_not_speak(monitor_data: tuple[Any, An
 
 def _frozen_constant_target(real: Any) -> Any:
     def build(*args: Any, **kwargs: Any) -> Any:
-        model, grid = real(*args, **kwargs)
+        model, arch = real(*args, **kwargs)
         with torch.no_grad():  # the target's last LayerNorm outputs its bias, 0, for every input
             model.target_encoder.norm.weight.zero_()
             model.target_encoder.norm.bias.zero_()
-        return model, grid
+        return model, arch
     return build
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from jepa_torch import train as train_module
+from jepa_torch.methods import ijepa as ijepa_module
 from jepa_torch.checkpoint import CheckpointError
 from jepa_torch.config import DataConfig, MaskSection, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from jepa_torch.methods import get_method
 from jepa_torch.resume import list_checkpoints, load_training_checkpoint
 from jepa_torch.step import StepResult
 from jepa_torch.train import TrainingDiverged, train
@@ -66,7 +68,7 @@ def test_resume_with_another_global_batch_is_refused(tmp_path: Path) -> None:
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_step = train_module.train_step
+    real_step = ijepa_module.train_step
     calls = {"n": 0}
 
     def poisoned(*args: object, **kwargs: object) -> StepResult:
@@ -76,7 +78,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
             return replace(result, loss=torch.tensor(float("nan")))
         return result
 
-    monkeypatch.setattr(train_module, "train_step", poisoned)
+    monkeypatch.setattr(ijepa_module, "train_step", poisoned)
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match=r"at step 6; the last good checkpoint is .*step_00000004\.pt"):
         train(tiny_config(out, max_steps=10), progress=False)
@@ -86,14 +88,14 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     from jepa_torch.data import build_dataset, input_spec
 
     model, _ = build_model(cfg, input_spec(build_dataset(cfg)))
-    state = load_training_checkpoint(out / "checkpoints" / "step_00000004.pt", encoder=model.encoder,
-                                     predictor=model.predictor, target_encoder=model.target_encoder, optimizer=None)
+    state = load_training_checkpoint(out / "checkpoints" / "step_00000004.pt", networks=get_method("ijepa").networks(model),
+                                     trained=("encoder", "predictor"), optimizer=None)
     assert state.step == 4
 
 
 def test_non_finite_weights_are_never_checkpointed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights that turn infinite in the optimiser step of a checkpoint step are not saved."""
-    real_step = train_module.train_step
+    real_step = ijepa_module.train_step
     calls: list[int] = []
 
     def corrupting(model, optimizer, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -104,7 +106,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path: Path, monkeypatch: 
                 next(model.predictor.parameters()).fill_(float("inf"))
         return result
 
-    monkeypatch.setattr(train_module, "train_step", corrupting)
+    monkeypatch.setattr(ijepa_module, "train_step", corrupting)
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match=r"weights are not finite at step 8 .*step_00000004\.pt"):
         train(tiny_config(out, max_steps=10), progress=False)
@@ -135,14 +137,14 @@ def test_the_trainer_applies_the_schedules_the_law_suite_checks(tmp_path: Path) 
 
 def test_the_target_scale_schedule_reaches_the_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """mask.final_target_scale: at step k the targets have the size of the scheduled scale, then hold at the end."""
-    real_step = train_module.train_step
+    real_step = ijepa_module.train_step
     sizes: list[list[int]] = []
 
     def recording(model, optimizer, images, context, targets, *args, **kwargs):  # type: ignore[no-untyped-def]
         sizes.append([int(t.shape[1]) for t in targets])
         return real_step(model, optimizer, images, context, targets, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_step", recording)
+    monkeypatch.setattr(ijepa_module, "train_step", recording)
     cfg = tiny_config(tmp_path / "run", max_steps=7)
     cfg = replace(cfg, data=replace(cfg.data, img_size=32),  # an 8x8 grid
                   mask=MaskSection(num_targets=2, target_scale=(0.05, 0.05), target_aspect=(1.0, 1.0), min_keep=4,

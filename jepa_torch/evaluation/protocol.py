@@ -252,26 +252,31 @@ def _encoder(ckpt: _Checkpoint, which: str) -> nn.Module:
 
 
 def _label(ckpt: _Checkpoint, which: str) -> str:
-    if ckpt.method == "lejepa":
-        return "LeJEPA encoder" if which == "target" else "LeJEPA encoder (context)"
     if ckpt.method == "export":
         return "exported encoder"
-    return f"{'I-JEPA ' if ckpt.method != 'official' else ''}{which} encoder"
+    if ckpt.method == "official":
+        return f"{which} encoder"
+    from ..methods import get_method
+
+    method = get_method(ckpt.method)
+    if method.encoders["target"] == method.encoders["context"]:  # one encoder, no EMA copy
+        return f"{method.title} encoder" + (" (context)" if which == "context" else "")
+    return f"{method.title} {which} encoder"
 
 
 def _random_twin(ckpt: _Checkpoint, reference: nn.Module) -> nn.Module:
-    """The same architecture at initialisation: a run's own first draw, else seed 0."""
-    if ckpt.config is not None:
-        from ..data import build_dataset, input_spec
-        from ..models import model_config
-
-        torch.manual_seed(ckpt.config.run.seed)  # the run's encoder at initialisation: its weights are drawn first
-        config = model_config(ckpt.config, input_spec(build_dataset(ckpt.config, "holdout", augment=False)))
-        return config.encoder.build(config.init_std, config.depth_rescale)
+    """The same architecture at initialisation: a run's own first draw (its seed; the encoder's weights are
+    drawn first), else seed 0. Built from the checkpoint's model config, or the tensors' shapes without one."""
     from ..checkpoint import infer_vit_config
+    from ..models import JEPAConfig
 
-    torch.manual_seed(0)
-    return infer_vit_config(reference.state_dict()).build()
+    torch.manual_seed(0 if ckpt.config is None else ckpt.config.run.seed)
+    stored = None if ckpt.content is None else ckpt.content.get("model")
+    if stored is not None:
+        config = JEPAConfig.from_dict(stored)
+        return config.encoder.build(config.init_std, config.depth_rescale)
+    rescale = False if ckpt.config is None else bool(ckpt.config.model.depth_rescale)
+    return infer_vit_config(reference.state_dict()).build(depth_rescale=rescale)
 
 
 def _image_size(encoder: nn.Module, override: int | None, path: Path) -> int:
