@@ -65,7 +65,7 @@ def write_checkpoint(path: Path, size: int, preset: str, patch: int, depth: int 
 
     torch.manual_seed(0)
     encoder = build_vit(preset, img_size=size, patch_size=patch, **({"depth": depth} if depth else {}))
-    predictor = build_predictor(encoder, depth=1, emb_dim=96)
+    predictor = build_predictor(encoder, depth=1, pred_emb_dim=96)
 
     def ddp(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {f"module.{k}": v for k, v in module.state_dict().items()}

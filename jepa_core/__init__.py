@@ -18,6 +18,10 @@ from .loss import gather_tokens as gather_tokens
 from .loss import jepa_loss as jepa_loss
 from .loss import jepa_loss_blocks as jepa_loss_blocks
 from .loss import mean_normalised as mean_normalised
+from .model_config import EncoderConfig as EncoderConfig
+from .model_config import JEPAConfig as JEPAConfig
+from .model_config import PredictorConfig as PredictorConfig
+from .model_config import ProjectorConfig as ProjectorConfig
 from .mask_schedules import TargetScaleSchedule as TargetScaleSchedule
 from .mask_schedules import config_at as mask_config_at
 from .masks import MaskBatch as MaskBatch
@@ -56,6 +60,10 @@ from .schedules import MomentumSchedule as MomentumSchedule
 from .schedules import WarmupCosineLR as WarmupCosineLR
 
 __all__ = [
+    "EncoderConfig",
+    "JEPAConfig",
+    "PredictorConfig",
+    "ProjectorConfig",
     "DEFAULT_KNOTS",
     "DEFAULT_MOMENTUM",
     "VICREG_EPS",

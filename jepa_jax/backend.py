@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from jepa_core.backend import Backend, ObjectiveParts, Schedule
 from jepa_core.loss import Reduction
+from jepa_core.model_config import EncoderConfig, official_predictor
 from jepa_core.representation import LossKind, check_loss_kind
 
 from . import regularisers
@@ -59,8 +60,8 @@ ROWS, BATCH, CONTEXT, BLOCKS, BLOCK_LEN, TOKENS, FEATURES, WIDTH, DIRECTIONS, KN
 def small_config(num_tokens: int, input_dim: int) -> JEPAConfig:
     """The laws' model, the torch backend's shape: a 1-block sequence transformer (width 24, 3 heads, MLP 96)
     and a 1-block predictor (width 12, MLP 48), with the constructors' depth rescaling."""
-    return JEPAConfig.sequence(input_dim, num_tokens, embed_dim=24, depth=1, num_heads=3, pred_depth=1,
-                               pred_emb_dim=12, depth_rescale=True)
+    encoder = EncoderConfig(24, 1, 3, 96, input_dim, (), (num_tokens,))
+    return JEPAConfig(encoder, official_predictor(encoder, depth=1, pred_emb_dim=12), depth_rescale=True)
 
 
 @lru_cache(maxsize=256)

@@ -2,8 +2,8 @@
 
     JEPAConfig(encoder=EncoderConfig(...), predictor=PredictorConfig(...))  -> build(config, key) -> JEPA
 
-The configs carry the fields of ``jepa_torch.models`` under the same names, so a config describes
-the same networks in both frameworks; :func:`jepa_jax.state_dict.infer_config` reads one from
+The model config is the framework-free one of ``jepa_core.model_config``, the very classes
+``jepa_torch`` builds from, so a config describes the same networks in both frameworks; :func:`jepa_jax.state_dict.infer_config` reads one from
 official-layout state dicts. :class:`JEPA` holds the context encoder, the predictor and the EMA
 target encoder as one pytree, and its forward is the training forward of ``jepa_torch.models.JEPA``:
 target masks of equal length share one predictor call, rows are target-mask-major, then context
@@ -13,7 +13,6 @@ mask, then batch, and the target branch is read through ``stop_gradient``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from jepa_core.loss import Reduction
+from jepa_core.model_config import EncoderConfig, JEPAConfig, PredictorConfig
 from jepa_core.representation import LossKind
 
 from .loss import grouped_prediction_loss
@@ -30,114 +30,32 @@ from .representation import layer_norm
 from .vit import PatchEmbed, TokenEmbed, TransformerEncoder, apply_masks, init_encoder
 
 __all__ = ["FIXED", "JEPA", "EncoderConfig", "JEPAConfig", "PredictorConfig", "build", "group_by_length",
-           "path_names", "rows_valid", "trainable"]
+           "make_encoder", "make_predictor", "path_names", "rows_valid", "trainable"]
 
 FIXED = frozenset({"pos_embed", "predictor_pos_embed"})
 """The fixed sin-cos tables: state-dict entries, never trained (torch's ``requires_grad=False``)."""
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The shape of an encoder (the fields of ``jepa_torch.models.EncoderConfig``).
-
-    Attributes:
-        embed_dim: token width ``D``.
-        depth: number of blocks.
-        num_heads: attention heads.
-        mlp_hidden_dim: MLP hidden width.
-        in_chans: image channels, or features per step for a sequence encoder.
-        patch_size: ``(ph, pw)`` for images; ``()`` for a sequence encoder.
-        grid: ``(rows, cols)`` for images; ``(length,)`` for sequences.
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    in_chans: int
-    patch_size: tuple[int, ...]
-    grid: tuple[int, ...]
-
-    def build(self, key: Array, init_std: float = 0.02, depth_rescale: bool = False,
-              dtype: jnp.dtype = jnp.float64) -> TransformerEncoder:
-        """A freshly initialised encoder of this shape."""
-        k_front, k_blocks = jax.random.split(key)
-        front: TokenEmbed | PatchEmbed
-        if not self.patch_size:
-            front = TokenEmbed.init(k_front, self.in_chans, self.grid[0], self.embed_dim, init_std, dtype)
-        else:
-            img = (self.grid[0] * self.patch_size[0], self.grid[1] * self.patch_size[1])
-            front = PatchEmbed.init(k_front, img, (self.patch_size[0], self.patch_size[1]), self.in_chans,
-                                    self.embed_dim, init_std, dtype)
-        return init_encoder(k_blocks, front, self.depth, self.num_heads, self.mlp_hidden_dim, init_std,
-                            depth_rescale, dtype)
+def make_encoder(config: EncoderConfig, key: Array, init_std: float = 0.02, depth_rescale: bool = False,
+                 dtype: jnp.dtype = jnp.float64) -> TransformerEncoder:
+    """A freshly initialised encoder of ``config``'s shape, drawn from ``key``."""
+    k_front, k_blocks = jax.random.split(key)
+    front: TokenEmbed | PatchEmbed
+    if not config.patch_size:
+        front = TokenEmbed.init(k_front, config.in_chans, config.grid[0], config.embed_dim, init_std, dtype)
+    else:
+        img = (config.grid[0] * config.patch_size[0], config.grid[1] * config.patch_size[1])
+        front = PatchEmbed.init(k_front, img, (config.patch_size[0], config.patch_size[1]), config.in_chans,
+                                config.embed_dim, init_std, dtype)
+    return init_encoder(k_blocks, front, config.depth, config.num_heads, config.mlp_hidden_dim, init_std,
+                        depth_rescale, dtype)
 
 
-@dataclass(frozen=True)
-class PredictorConfig:
-    """The shape of a predictor (the fields of ``jepa_torch.models.PredictorConfig``)."""
-
-    embed_dim: int
-    predictor_embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    grid: tuple[int, ...]
-
-    def build(self, key: Array, init_std: float = 0.02, depth_rescale: bool = False,
-              dtype: jnp.dtype = jnp.float64) -> Predictor:
-        """A freshly initialised predictor of this shape."""
-        return init_predictor(key, self.grid, self.embed_dim, self.predictor_embed_dim, self.depth, self.num_heads,
-                              self.mlp_hidden_dim, init_std, depth_rescale, dtype)
-
-
-@dataclass(frozen=True)
-class JEPAConfig:
-    """Everything the networks' shapes and initialisation depend on.
-
-    Attributes:
-        encoder: the context encoder (the target encoder is its copy).
-        predictor: the predictor; its ``embed_dim`` and ``grid`` are the encoder's.
-        init_std: std of the truncated-normal initialisation.
-        depth_rescale: divide block ``i``'s ``attn.proj`` and ``mlp.fc2`` weights by ``sqrt(2 (i + 1))``
-            after init (the official module constructors do; official training re-draws them, so False).
-    """
-
-    encoder: EncoderConfig
-    predictor: PredictorConfig
-    init_std: float = 0.02
-    depth_rescale: bool = False
-
-    def __post_init__(self) -> None:
-        if self.predictor.embed_dim != self.encoder.embed_dim or self.predictor.grid != self.encoder.grid:
-            raise ValueError(f"predictor width {self.predictor.embed_dim} and grid {self.predictor.grid} must be the "
-                             f"encoder's ({self.encoder.embed_dim}, {self.encoder.grid})")
-
-    @classmethod
-    def sequence(cls, input_dim: int, seq_len: int, *, embed_dim: int = 192, depth: int = 12, num_heads: int = 3,
-                 pred_depth: int = 6, pred_emb_dim: int = 384, pred_num_heads: int | None = None,
-                 mlp_ratio: float = 4.0, init_std: float = 0.02, depth_rescale: bool = False) -> JEPAConfig:
-        """A sequence JEPA for ``(B, seq_len, input_dim)`` inputs (the official predictor: heads = the encoder's,
-        MLP ``mlp_ratio`` x its width)."""
-        heads = num_heads if pred_num_heads is None else pred_num_heads
-        encoder = EncoderConfig(embed_dim, depth, num_heads, int(embed_dim * mlp_ratio), input_dim, (), (seq_len,))
-        predictor = PredictorConfig(embed_dim, pred_emb_dim, pred_depth, heads, int(pred_emb_dim * mlp_ratio),
-                                    (seq_len,))
-        return cls(encoder, predictor, init_std, depth_rescale)
-
-    @classmethod
-    def image(cls, img_size: tuple[int, int], patch_size: tuple[int, int], *, in_chans: int = 3,
-              embed_dim: int = 192, depth: int = 12, num_heads: int = 3, pred_depth: int = 6, pred_emb_dim: int = 384,
-              pred_num_heads: int | None = None, mlp_ratio: float = 4.0, init_std: float = 0.02,
-              depth_rescale: bool = False) -> JEPAConfig:
-        """An image JEPA (ViT encoder on a ``img_size / patch_size`` grid; defaults: ViT-tiny widths)."""
-        if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
-            raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
-        grid = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
-        heads = num_heads if pred_num_heads is None else pred_num_heads
-        encoder = EncoderConfig(embed_dim, depth, num_heads, int(embed_dim * mlp_ratio), in_chans, patch_size, grid)
-        predictor = PredictorConfig(embed_dim, pred_emb_dim, pred_depth, heads, int(pred_emb_dim * mlp_ratio), grid)
-        return cls(encoder, predictor, init_std, depth_rescale)
+def make_predictor(config: PredictorConfig, key: Array, init_std: float = 0.02, depth_rescale: bool = False,
+                   dtype: jnp.dtype = jnp.float64) -> Predictor:
+    """A freshly initialised predictor of ``config``'s shape, drawn from ``key``."""
+    return init_predictor(key, config.grid, config.embed_dim, config.pred_emb_dim, config.depth, config.num_heads,
+                          config.mlp_hidden_dim, init_std, depth_rescale, dtype)
 
 
 def group_by_length(masks: Sequence[Array]) -> list[list[int]]:
@@ -221,8 +139,10 @@ def rows_valid(target_masks: Sequence[Array], target_valid: Sequence[Array] | No
 def build(config: JEPAConfig, key: Array, dtype: jnp.dtype = jnp.float64) -> JEPA:
     """The networks of ``config`` drawn from ``key``; the target encoder starts equal to the context encoder."""
     k_encoder, k_predictor = jax.random.split(key)
-    encoder = config.encoder.build(k_encoder, config.init_std, config.depth_rescale, dtype)
-    predictor = config.predictor.build(k_predictor, config.init_std, config.depth_rescale, dtype)
+    if config.predictor is None:
+        raise ValueError("this model config has no predictor; jepa_jax builds I-JEPA models")
+    encoder = make_encoder(config.encoder, k_encoder, config.init_std, config.depth_rescale, dtype)
+    predictor = make_predictor(config.predictor, k_predictor, config.init_std, config.depth_rescale, dtype)
     return JEPA(encoder, predictor, encoder)
 
 

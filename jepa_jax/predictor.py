@@ -96,13 +96,13 @@ class Predictor(eqx.Module):
         return self.predictor_proj(self.predictor_norm(z))  # (Mt*Mx*B, Kt, D)
 
 
-def init_predictor(key: Array, grid: tuple[int, ...], embed_dim: int, predictor_embed_dim: int, depth: int,
+def init_predictor(key: Array, grid: tuple[int, ...], embed_dim: int, pred_emb_dim: int, depth: int,
                    num_heads: int, mlp_hidden_dim: int, std: float, depth_rescale: bool,
                    dtype: jnp.dtype) -> Predictor:
     """A predictor at the official init: truncated-normal Linear weights and ``mask_token``, zero biases,
     unit LayerNorms, block ``i`` rescaled by ``sqrt(2 (i + 1))`` when ``depth_rescale``."""
     k_embed, k_token, k_blocks, k_proj = jax.random.split(key, 4)
-    dp = predictor_embed_dim
+    dp = pred_emb_dim
     block_keys = jax.random.split(k_blocks, max(depth, 1))
     blocks = tuple(Block.init(block_keys[i], dp, num_heads, mlp_hidden_dim, std, dtype,
                               math.sqrt(2.0 * (i + 1)) if depth_rescale else 1.0) for i in range(depth))

@@ -38,9 +38,9 @@ from torch import nn
 
 from .files import WriteError, atomic_write
 from .fsdp import shard_like
-from .models import EncoderConfig, JEPAConfig, PredictorConfig
+from .models import EncoderConfig, JEPAConfig, PredictorConfig, make_encoder, make_predictor
 from .pos_embed import sincos_pos_embed
-from .presets import HEADS_BY_WIDTH
+from jepa_core.presets import HEADS_BY_WIDTH
 from .predictor import Predictor
 from .vit import TransformerEncoder
 
@@ -405,7 +405,8 @@ def load_official(
         config, states = _at_image_size(config, states, img_size)
     assert config.predictor is not None
     with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
-        encoder, target, predictor = config.encoder.build(), config.encoder.build(), config.predictor.build()
+        encoder, target, predictor = make_encoder(config.encoder), make_encoder(config.encoder), make_predictor(
+            config.predictor)
     for module in (encoder, target, predictor):
         module.to_empty(device="cpu")  # uninitialised storage, filled by the strict load below
     load_strict(encoder, states["encoder"], "encoder")

@@ -21,7 +21,7 @@ from jepa_core.masks import OFFICIAL_FLAGS, ContextTrim, MaskConfig
 from jepa_core.masks import validate as validate_masks
 from jepa_core.representation import LossKind
 
-from .presets import VIT_PRESETS, canonical_preset, get_preset
+from jepa_core.presets import VIT_PRESETS, canonical_preset, get_preset
 
 __all__ = [
     "ConfigError",

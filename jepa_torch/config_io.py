@@ -147,6 +147,21 @@ def _mapping(where: str, value: object) -> Raw:
 
 _SECTIONS: dict[str, type] = get_type_hints(TrainConfig)
 
+DEPRECATED_KEYS: dict[str, str] = {"model.predictor_embed_dim": "model.pred_emb_dim"}
+"""Former names of keys: still read, with one warning line naming the key to use."""
+
+
+def _current(section: str, key: str, given: Mapping[str, Any]) -> str:
+    """``key``'s current name in ``section``, warning when it is a deprecated one; both names at once are refused."""
+    new = DEPRECATED_KEYS.get(f"{section}.{key}")
+    if new is None:
+        return key
+    current = new.partition(".")[2]
+    if current in given:
+        raise ConfigError(f"{section}.{key}: the former name of {new}, which is given too; keep {new} only")
+    log.warning("%s.%s is deprecated; read as %s: rename it", section, key, new)
+    return current
+
 
 def config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a config from plain data in our layout (a YAML file, a checkpoint's copy).
@@ -167,7 +182,9 @@ def config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
         cls = _SECTIONS[name]
         hints, names = get_type_hints(cls), [f.name for f in fields(cls)]
         kwargs = {}
-        for key, value in _mapping(name, raw).items():
+        body = _mapping(name, raw)
+        for given, value in body.items():
+            key = _current(name, given, body)
             if key not in names:
                 raise _unknown(f"{name}.", key, names)
             kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .checkpoint import (DIGEST_KEY, OFFICIAL_PREFIX, CheckpointError, CheckpointWriteError, CorruptCheckpoint,
                          atomic_save, infer_vit_config, load_strict, payload_digest, read_official, strip_prefixes)
-from .models import JEPAConfig
+from .models import JEPAConfig, make_encoder
 from .resume import OFFICIAL_OPT_FORMATS
 from .files import atomic_write
 from .vit import TransformerEncoder
@@ -125,6 +125,6 @@ def load_encoder(source: str | Path | Mapping[str, Any], *, which: Which = "targ
             config = JEPAConfig.from_dict(model).encoder
         except ValueError as exc:
             raise CheckpointError(f"{name}: its model config: {exc}") from None
-    encoder = (config or infer_vit_config(state, num_heads=num_heads)).build()
+    encoder = make_encoder(config or infer_vit_config(state, num_heads=num_heads))
     load_strict(encoder, state, name)
     return encoder.eval()

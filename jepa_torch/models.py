@@ -25,16 +25,18 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from jepa_core.model_config import (EncoderConfig, JEPAConfig, ModelConfigError, PredictorConfig, ProjectorConfig,
+                                    official_predictor)
+from jepa_core.presets import HEADS_BY_WIDTH, VIT_PRESETS, ViTPreset, get_preset
+
 from .heads import Projector
 from .predictor import Predictor
-from .presets import HEADS_BY_WIDTH, VIT_PRESETS, ViTPreset, get_preset
 from .representation import layer_norm_targets
 from .tokens import SequenceTransformer
 from .vit import TransformerEncoder, VisionTransformer, apply_masks, repeat_interleave_batch
@@ -59,6 +61,9 @@ __all__ = [
     "build_vit",
     "get_preset",
     "group_by_length",
+    "make_encoder",
+    "make_predictor",
+    "make_projector",
     "make_target_encoder",
     "model_config",
     "networks",
@@ -68,235 +73,35 @@ __all__ = [
 E = TypeVar("E", bound=nn.Module)
 
 
-class ModelConfigError(ValueError):
-    """Options that do not describe a model; the message names the option and the fix."""
+# --- the networks of a model config ----------------------------------------------------------
 
 
-# --- the model config ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The shape of an encoder.
-
-    Attributes:
-        embed_dim: token width ``D``.
-        depth: number of blocks.
-        num_heads: attention heads.
-        mlp_hidden_dim: MLP hidden width.
-        in_chans: image channels, or features per step for a sequence encoder.
-        patch_size: ``(ph, pw)`` for images; ``()`` for a sequence encoder.
-        grid: ``(rows, cols)`` for images; ``(length,)`` for sequences.
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    in_chans: int
-    patch_size: tuple[int, ...]
-    grid: tuple[int, ...]
-
-    def build(self, init_std: float = 0.02, depth_rescale: bool = False) -> TransformerEncoder:
-        """A freshly initialised encoder of this shape (a ViT, or the sequence encoder)."""
-        if not self.patch_size:
-            return SequenceTransformer(
-                self.in_chans, self.grid[0], self.embed_dim, self.depth, self.num_heads,
-                mlp_hidden_dim=self.mlp_hidden_dim, init_std=init_std, depth_rescale=depth_rescale,
-            )
-        img_size = tuple(g * p for g, p in zip(self.grid, self.patch_size, strict=True))
-        return VisionTransformer(
-            img_size, self.patch_size, self.in_chans, self.embed_dim, self.depth, self.num_heads,
-            mlp_hidden_dim=self.mlp_hidden_dim, init_std=init_std, depth_rescale=depth_rescale,
+def make_encoder(config: EncoderConfig, init_std: float = 0.02, depth_rescale: bool = False) -> TransformerEncoder:
+    """A freshly initialised encoder of ``config``'s shape (a ViT, or the sequence encoder)."""
+    if not config.patch_size:
+        return SequenceTransformer(
+            config.in_chans, config.grid[0], config.embed_dim, config.depth, config.num_heads,
+            mlp_hidden_dim=config.mlp_hidden_dim, init_std=init_std, depth_rescale=depth_rescale,
         )
+    img_size = tuple(g * p for g, p in zip(config.grid, config.patch_size, strict=True))
+    return VisionTransformer(
+        img_size, config.patch_size, config.in_chans, config.embed_dim, config.depth, config.num_heads,
+        mlp_hidden_dim=config.mlp_hidden_dim, init_std=init_std, depth_rescale=depth_rescale,
+    )
 
 
-@dataclass(frozen=True)
-class PredictorConfig:
-    """The shape of a predictor (fields as :class:`~jepa_torch.predictor.Predictor`'s arguments)."""
-
-    embed_dim: int
-    predictor_embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden_dim: int
-    grid: tuple[int, ...]
-
-    def build(self, init_std: float = 0.02, depth_rescale: bool = False) -> Predictor:
-        """A freshly initialised predictor of this shape."""
-        return Predictor(
-            grid=self.grid, embed_dim=self.embed_dim, predictor_embed_dim=self.predictor_embed_dim,
-            depth=self.depth, num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim,
-            init_std=init_std, depth_rescale=depth_rescale,
-        )
+def make_predictor(config: PredictorConfig, init_std: float = 0.02, depth_rescale: bool = False) -> Predictor:
+    """A freshly initialised predictor of ``config``'s shape."""
+    return Predictor(
+        grid=config.grid, embed_dim=config.embed_dim, predictor_embed_dim=config.pred_emb_dim,
+        depth=config.depth, num_heads=config.num_heads, mlp_hidden_dim=config.mlp_hidden_dim,
+        init_std=init_std, depth_rescale=depth_rescale,
+    )
 
 
-@dataclass(frozen=True)
-class ProjectorConfig:
-    """The shape of a projector head (LeJEPA's; ``jepa_torch.heads.Projector``).
-
-    Attributes:
-        in_dim: its input width, the encoder's.
-        hidden: hidden width (0: one linear layer).
-        out_dim: the embedding width.
-    """
-
-    in_dim: int
-    hidden: int
-    out_dim: int
-
-    def build(self) -> Projector:
-        """A freshly initialised projector of this shape (torch's default initialisation)."""
-        return Projector(self.in_dim, self.hidden, self.out_dim)
-
-
-@dataclass(frozen=True)
-class JEPAConfig:
-    """Everything a method's networks' shapes and initialisation depend on: the one model config.
-
-    Every checkpoint of this project stores it (``model``); resume, evaluation, export and the hub
-    build from it.
-
-    Attributes:
-        encoder: the (context) encoder; an EMA target encoder is its copy.
-        predictor: the predictor (I-JEPA); its ``embed_dim`` and ``grid`` are the encoder's. None for
-            a method without one.
-        init_std: std of the truncated-normal initialisation.
-        depth_rescale: keep the residual rescaling after init (False reproduces official training).
-        projector: a projector head on the pooled encoder output (LeJEPA), or None.
-    """
-
-    encoder: EncoderConfig
-    predictor: PredictorConfig | None
-    init_std: float = 0.02
-    depth_rescale: bool = False
-    projector: ProjectorConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.projector is not None and self.projector.in_dim != self.encoder.embed_dim:
-            raise ModelConfigError(f"projector input width {self.projector.in_dim} must be the encoder's "
-                                   f"({self.encoder.embed_dim})")
-        if self.predictor is None:
-            return
-        if self.predictor.embed_dim != self.encoder.embed_dim or self.predictor.grid != self.encoder.grid:
-            raise ModelConfigError(
-                f"predictor width {self.predictor.embed_dim} and grid {self.predictor.grid} must be the encoder's "
-                f"({self.encoder.embed_dim}, {self.encoder.grid})")
-        if self.predictor.predictor_embed_dim % self.predictor.num_heads:
-            raise ModelConfigError(
-                f"pred_emb_dim={self.predictor.predictor_embed_dim} is not divisible by {self.predictor.num_heads} "
-                f"heads; pick a multiple of {self.predictor.num_heads}")
-
-    @classmethod
-    def image(
-        cls,
-        preset: str = "vit_tiny",
-        *,
-        img_size: int | Sequence[int] = 224,
-        patch_size: int | Sequence[int] = 16,
-        in_chans: int = 3,
-        depth: int | None = None,
-        pred_depth: int = 6,
-        pred_emb_dim: int = 384,
-        pred_num_heads: int | None = None,
-        init_std: float = 0.02,
-        depth_rescale: bool = False,
-    ) -> JEPAConfig:
-        """An image JEPA of an official preset (``vit_tiny`` .. ``vit_giant``, or ``tiny`` .. ``giant``).
-
-        Args:
-            preset: the encoder's dimensions.
-            img_size: image side or ``(height, width)``; a multiple of the patch.
-            patch_size: patch side or ``(height, width)``.
-            in_chans: image channels.
-            depth: encoder blocks (default: the preset's).
-            pred_depth: predictor blocks.
-            pred_emb_dim: predictor width (divisible by the heads).
-            pred_num_heads: predictor heads (default: the encoder's, as the official helper).
-            init_std: truncated-normal std.
-            depth_rescale: keep the residual rescaling.
-        """
-        size, patch = _pair(img_size), _pair(patch_size)
-        if size[0] % patch[0] or size[1] % patch[1]:
-            raise ModelConfigError(f"img_size={size} is not a multiple of patch_size={patch}")
-        grid = (size[0] // patch[0], size[1] // patch[1])
-        encoder = _preset_encoder(preset, depth, in_chans, patch, grid)
-        predictor = _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads)
-        return cls(encoder, predictor, init_std, depth_rescale)
-
-    @classmethod
-    def sequence(
-        cls,
-        input_dim: int,
-        seq_len: int,
-        *,
-        preset: str = "vit_tiny",
-        depth: int | None = None,
-        pred_depth: int = 6,
-        pred_emb_dim: int = 384,
-        pred_num_heads: int | None = None,
-        init_std: float = 0.02,
-        depth_rescale: bool = False,
-    ) -> JEPAConfig:
-        """A JEPA over sequences ``(B, seq_len, input_dim)`` (or feature rows, ``input_dim=1``)."""
-        if input_dim < 1 or seq_len < 1:
-            raise ModelConfigError(f"input_dim={input_dim} and seq_len={seq_len} must be positive")
-        encoder = _preset_encoder(preset, depth, input_dim, (), (seq_len,))
-        predictor = _official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads)
-        return cls(encoder, predictor, init_std, depth_rescale)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (lists for tuples), for a checkpoint's ``model`` entry."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> JEPAConfig:
-        """The inverse of :meth:`to_dict`.
-
-        Raises:
-            ModelConfigError: a missing or unknown field, named.
-        """
-        def plain(part: Any) -> dict[str, Any]:
-            return {k: tuple(v) if isinstance(v, list) else v for k, v in dict(part).items()}
-
-        try:
-            rest = {k: v for k, v in values.items() if k not in ("encoder", "predictor", "projector")}
-            predictor = values.get("predictor")
-            projector = values.get("projector")
-            return cls(EncoderConfig(**plain(values["encoder"])),
-                       None if predictor is None else PredictorConfig(**plain(predictor)), **rest,
-                       projector=None if projector is None else ProjectorConfig(**plain(projector)))
-        except (KeyError, TypeError) as exc:
-            raise ModelConfigError(f"model config {dict(values)!r} is not a JEPAConfig ({exc})") from None
-
-
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
-    pair = tuple(int(v) for v in value)
-    if len(pair) != 2:
-        raise ModelConfigError(f"expected a side or (height, width), got {value!r}")
-    return (pair[0], pair[1])
-
-
-def _preset_encoder(preset: str, depth: int | None, in_chans: int, patch: tuple[int, ...],
-                    grid: tuple[int, ...]) -> EncoderConfig:
-    try:
-        p = get_preset(preset)
-    except ValueError as exc:
-        raise ModelConfigError(str(exc)) from None
-    return EncoderConfig(p.embed_dim, p.depth if depth is None else depth, p.num_heads, p.mlp_hidden_dim,
-                         in_chans, patch, grid)
-
-
-def _predictor_of(embed_dim: int, grid: tuple[int, ...], heads: int, depth: int, emb_dim: int) -> PredictorConfig:
-    """The official predictor: MLP hidden 4 x its width."""
-    return PredictorConfig(embed_dim, emb_dim, depth, heads, int(emb_dim * 4.0), grid)
-
-
-def _official_predictor(encoder: EncoderConfig, depth: int, emb_dim: int, num_heads: int | None) -> PredictorConfig:
-    heads = encoder.num_heads if num_heads is None else num_heads
-    return _predictor_of(encoder.embed_dim, encoder.grid, heads, depth, emb_dim)
+def make_projector(config: ProjectorConfig) -> Projector:
+    """A freshly initialised projector head of ``config``'s shape (torch's default initialisation)."""
+    return Projector(config.in_dim, config.hidden, config.out_dim)
 
 
 def model_config(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> JEPAConfig:
@@ -400,8 +205,8 @@ def networks(config: JEPAConfig) -> tuple[TransformerEncoder, Predictor]:
     (the encoder's weights are drawn first)."""
     if config.predictor is None:
         raise ModelConfigError("this model config has no predictor; it is not an I-JEPA model")
-    encoder = config.encoder.build(config.init_std, config.depth_rescale)
-    return encoder, config.predictor.build(config.init_std, config.depth_rescale)
+    encoder = make_encoder(config.encoder, config.init_std, config.depth_rescale)
+    return encoder, make_predictor(config.predictor, config.init_std, config.depth_rescale)
 
 
 def build(config: JEPAConfig) -> JEPA:
@@ -416,27 +221,35 @@ def build_vit(preset: str = "vit_base", **options: Any) -> TransformerEncoder:
     """An image encoder of a preset (the official ``vit_tiny(...)`` ... ``vit_giant(...)``): the encoder of
     :meth:`JEPAConfig.image` with the same options (``img_size``, ``patch_size``, ``in_chans``, ``depth``, ...)."""
     config = JEPAConfig.image(preset, **options)
-    return config.encoder.build(config.init_std, config.depth_rescale)
+    return make_encoder(config.encoder, config.init_std, config.depth_rescale)
 
 
 def build_predictor(
     encoder: TransformerEncoder,
     *,
     depth: int = 6,
-    emb_dim: int = 384,
+    pred_emb_dim: int = 384,
     num_heads: int | None = None,
     init_std: float = 0.02,
     depth_rescale: bool = False,
+    emb_dim: int | None = None,
 ) -> Predictor:
     """A predictor matching ``encoder``'s grid and width; heads default to the encoder's (official).
 
+    ``emb_dim`` is the former name of ``pred_emb_dim``: still read, with a ``DeprecationWarning``.
+
     Raises:
-        ModelConfigError: if the heads do not divide ``emb_dim``.
+        ModelConfigError: if the heads do not divide ``pred_emb_dim``.
     """
+    if emb_dim is not None:
+        warnings.warn("build_predictor(emb_dim=...) is deprecated; use pred_emb_dim=", DeprecationWarning, stacklevel=2)
+        pred_emb_dim = emb_dim
     heads = encoder.num_heads if num_heads is None else num_heads
-    if emb_dim % heads != 0:
-        raise ModelConfigError(f"pred_emb_dim={emb_dim} is not divisible by {heads} heads; pick a multiple of {heads}")
-    return _predictor_of(encoder.embed_dim, tuple(encoder.grid), heads, depth, emb_dim).build(init_std, depth_rescale)
+    if pred_emb_dim % heads != 0:
+        raise ModelConfigError(f"pred_emb_dim={pred_emb_dim} is not divisible by {heads} heads; "
+                               f"pick a multiple of {heads}")
+    shape = EncoderConfig(encoder.embed_dim, 0, heads, 0, 0, (), tuple(encoder.grid))  # what the predictor reads
+    return make_predictor(official_predictor(shape, depth, pred_emb_dim, heads), init_std, depth_rescale)
 
 
 def build_image_jepa(preset: str = "vit_tiny", **options: Any) -> tuple[TransformerEncoder, Predictor]:

@@ -145,7 +145,7 @@ def test_architecture_is_inferred_from_shapes() -> None:
     assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_hidden_dim) == (32, 2, HEADS, 128)
     assert (cfg.patch_size, cfg.in_chans, cfg.grid) == ((4, 4), 3, (4, 4))
     pcfg = infer_predictor_config(ckpt["predictor"], num_heads=HEADS)
-    assert (pcfg.embed_dim, pcfg.predictor_embed_dim, pcfg.depth, pcfg.mlp_hidden_dim) == (32, 16, 3, 64)
+    assert (pcfg.embed_dim, pcfg.pred_emb_dim, pcfg.depth, pcfg.mlp_hidden_dim) == (32, 16, 3, 64)
 
 
 def test_heads_come_from_the_official_preset_of_the_width() -> None:

@@ -191,6 +191,17 @@ def test_file_errors(tmp_path: Path) -> None:
     one_line_error(r"bin\.yaml: not a UTF-8 text file", tmp_path / "bin.yaml")
 
 
+def test_a_deprecated_key_is_read_with_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="jepa_torch"):
+        cfg = load_config(None, ["model.predictor_embed_dim=48"])
+    assert cfg.model.pred_emb_dim == 48
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.predictor_embed_dim is deprecated; read as model.pred_emb_dim: rename it"]
+    with pytest.raises(ConfigError, match=r"^model.predictor_embed_dim: the former name of model.pred_emb_dim, which is "
+                                          r"given too; keep model.pred_emb_dim only$"):
+        load_config(None, ["model.predictor_embed_dim=48", "model.pred_emb_dim=96"])
+
+
 def test_defaults_without_a_file() -> None:
     assert load_config(None) == TrainConfig()
 

@@ -10,7 +10,6 @@ gathers) behave under ``jax.jit`` as documented.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -41,13 +40,6 @@ def _numpy(module: object) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in official_state_dict(module).items()}  # type: ignore[arg-type]
 
 
-def _jax_config(config: torch_models.JEPAConfig) -> jax_models.JEPAConfig:
-    """The same model config, field for field."""
-    return jax_models.JEPAConfig(jax_models.EncoderConfig(**asdict(config.encoder)),
-                                 jax_models.PredictorConfig(**asdict(config.predictor)),
-                                 config.init_std, config.depth_rescale)
-
-
 CONFIGS = {
     "sequence": torch_models.JEPAConfig.sequence(3, 10, depth=2, pred_depth=2, pred_emb_dim=48),
     "image": torch_models.JEPAConfig.image("vit_tiny", img_size=(16, 24), patch_size=8, depth=2, pred_depth=2,
@@ -66,7 +58,7 @@ def test_a_config_builds_the_torch_architecture(which: str) -> None:
     config = CONFIGS[which]
     torch.manual_seed(0)
     theirs = torch_models.build(config).double()
-    mine = jax_models.build(_jax_config(config), jax.random.key(0))
+    mine = jax_models.build(config, jax.random.key(0))
     for part in ("encoder", "predictor", "target_encoder"):
         a, b = state_dict(getattr(mine, part)), _numpy(getattr(theirs, part))
         assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}, part
@@ -83,7 +75,7 @@ def test_a_config_builds_the_torch_architecture(which: str) -> None:
 
 
 def test_depth_rescaling_divides_the_residual_projections() -> None:
-    config = _jax_config(CONFIGS["sequence"])
+    config = CONFIGS["sequence"]
     plain = state_dict(jax_models.build(config, jax.random.key(3)).encoder)
     from dataclasses import replace
 
@@ -102,7 +94,7 @@ def test_image_vit_agrees_with_torch_on_its_weights() -> None:
     mine = from_state_dicts(_numpy(theirs.encoder), _numpy(theirs.predictor), _numpy(theirs.target_encoder),
                             num_heads=3, grid=(2, 3))
     assert infer_config(_numpy(theirs.encoder), _numpy(theirs.predictor), num_heads=3,
-                        grid=(2, 3)) == _jax_config(CONFIGS["image"])
+                        grid=(2, 3)) == CONFIGS["image"]
     rng = np.random.default_rng(0)
     images = rng.standard_normal((2, 3, 16, 24))
     contexts = [np.array([[0, 1, 5], [2, 3, 4]]), np.array([[1, 2, 3], [0, 4, 5]])]

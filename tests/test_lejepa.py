@@ -14,14 +14,18 @@ from hypothesis import strategies as st
 from torch import nn
 
 from jepa_core import regularisers as spec
+from jepa_torch.checkpoint import CheckpointError, atomic_save, load_official
 from jepa_torch.config import DataConfig, MethodConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from jepa_torch.evaluation import EvalConfig, evaluate
+from jepa_torch.export import export_encoder, load_encoder
 from jepa_torch.lejepa import LeJEPA, LeJEPAStepConfig, lejepa_loss, lejepa_step, prediction_term_as_spec
 from jepa_torch.models import build_vit
 from jepa_torch.monitor import FixedBatchMonitor
 from jepa_torch.methods.inputs import directions_for_step
 from jepa_torch.train import train
 from jepa_torch.views import MultiCrop, view_generator
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def images(b: int = 3, size: int = 16) -> torch.Tensor:
@@ -142,18 +146,55 @@ def test_sigreg_directions_are_unit_columns_and_a_function_of_seed_and_step(tmp_
     assert not torch.equal(d, directions_for_step(cfg, 6, 16, torch.device("cpu")))
 
 
+def _as_format_2(path: Path, dest: Path) -> None:
+    """``path`` as LeJEPA checkpoints were written before format 3: the projector as ``predictor``, the encoder
+    again as ``target_encoder``, no ``method``, ``model`` or ``encoders``."""
+    ckpt = torch.load(path, weights_only=True)
+    old = {k: v for k, v in ckpt.items() if k not in ("method", "model", "encoders", "projector", "digest")}
+    dest.parent.mkdir(parents=True)
+    atomic_save({**old, "predictor": ckpt["projector"], "target_encoder": ckpt["encoder"], "format_version": 2}, dest)
+
+
 def test_lejepa_run_resumes_bit_for_bit_and_evaluates_its_one_encoder(tmp_path: Path) -> None:
     whole = train(lejepa_config(tmp_path / "whole", max_steps=6), progress=False)
     first = train(lejepa_config(tmp_path / "split", max_steps=3), progress=False)
+    assert first.last_checkpoint is not None
+    _as_format_2(first.last_checkpoint, tmp_path / "old" / "checkpoints" / first.last_checkpoint.name)
     second = train(lejepa_config(tmp_path / "split", max_steps=6), progress=False)
     assert second.resumed_from == 3
     assert first.losses + second.losses == whole.losses
+    from_old = train(lejepa_config(tmp_path / "old", max_steps=6), progress=False)  # format 2 still resumes
+    assert from_old.resumed_from == 3 and from_old.losses == second.losses
     with (tmp_path / "whole" / "log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["momentum"] == ""  # no EMA to log
     assert whole.last_checkpoint is not None
+    ckpt = torch.load(whole.last_checkpoint, weights_only=True)
+    assert {"encoder", "projector"} <= set(ckpt) and not {"predictor", "target_encoder"} & set(ckpt)
+    assert (ckpt["method"], ckpt["format_version"], ckpt["encoders"]) == ("lejepa", 3, {"target": "encoder",
+                                                                                       "context": "encoder"})
     report = evaluate(whole.last_checkpoint, baselines=False, config=EvalConfig(probes=("knn",), progress=False))
     assert list(report.rows) == ["LeJEPA encoder"]
+
+
+def test_a_lejepa_checkpoint_loads_as_what_it_holds(tmp_path: Path) -> None:
+    """hub's 'jepa' gives the method's model, load_encoder its encoder; I-JEPA-only readers say what the file holds."""
+    run = train(lejepa_config(tmp_path / "run", max_steps=1), progress=False)
+    path = run.last_checkpoint
+    assert path is not None
+    ckpt = torch.load(path, weights_only=True)
+    encoder_state = {k.removeprefix("module."): v for k, v in ckpt["encoder"].items()}
+    model = torch.hub.load(str(ROOT), "jepa", source="local", weights=str(path))
+    assert isinstance(model, LeJEPA) and model.projector_dim == 16 and not model.training
+    encoder = load_encoder(path)
+    for module in (model.encoder, encoder):
+        assert all(torch.equal(v, encoder_state[k]) for k, v in module.state_dict().items())
+    with pytest.raises(CheckpointError, match=r": a lejepa checkpoint \(entries encoder, projector\), not I-JEPA's") as e:
+        load_official(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match=r"a lejepa checkpoint has no 'predictor'.*--format safetensors"):
+        export_encoder(path, tmp_path / "x.pth.tar", fmt="official")
+    assert load_encoder(export_encoder(path, tmp_path / "x.safetensors")).state_dict().keys() == encoder_state.keys()
 
 
 def test_an_ijepa_run_with_sigreg_logs_the_term(tmp_path: Path) -> None:

@@ -14,9 +14,12 @@ from jepa_torch.models import (
     JEPAConfig,
     ModelConfigError,
     PredictorConfig,
+    ProjectorConfig,
     build,
     build_image_jepa,
+    build_predictor,
     build_sequence_jepa,
+    build_vit,
 )
 
 
@@ -38,6 +41,28 @@ def test_the_config_round_trips_and_is_what_the_tensors_say() -> None:
     assert JEPAConfig.from_dict(config.to_dict()) == config
     encoder, predictor = build_sequence_jepa(3, 10, preset="small", depth=1, pred_depth=2, pred_emb_dim=96)
     assert infer_model_config(encoder.state_dict(), predictor.state_dict()) == config
+
+
+def test_one_model_config_for_every_method_and_framework_round_trips() -> None:
+    """The model config is jepa_core's: plain values, a LeJEPA shape (projector, no predictor) round-trips, and
+    a config stored before the predictor width was renamed (``predictor_embed_dim``) still reads."""
+    import jepa_core.model_config as core
+
+    assert JEPAConfig is core.JEPAConfig and EncoderConfig is core.EncoderConfig
+    lejepa = JEPAConfig(EncoderConfig(48, 1, 4, 96, 3, (4, 4), (4, 4)), None, projector=ProjectorConfig(48, 32, 16))
+    assert JEPAConfig.from_dict(lejepa.to_dict()) == lejepa
+    stored = JEPAConfig.image("tiny", img_size=16, patch_size=4, depth=1, pred_depth=1, pred_emb_dim=48).to_dict()
+    stored["predictor"]["predictor_embed_dim"] = stored["predictor"].pop("pred_emb_dim")
+    assert JEPAConfig.from_dict(stored).predictor == PredictorConfig(192, 48, 1, 3, 192, (4, 4))
+    with pytest.raises(ModelConfigError, match="projector input width 32 must be the encoder's"):
+        JEPAConfig(lejepa.encoder, None, projector=ProjectorConfig(32, 0, 8))
+
+
+def test_the_predictor_width_has_one_name_and_the_old_keyword_still_works() -> None:
+    encoder = build_vit("tiny", img_size=16, patch_size=4, depth=1)
+    assert build_predictor(encoder, depth=1, pred_emb_dim=48).predictor_embed_dim == 48
+    with pytest.warns(DeprecationWarning, match=r"emb_dim=\.\.\.\) is deprecated; use pred_emb_dim="):
+        assert build_predictor(encoder, depth=1, emb_dim=24).predictor_embed_dim == 24
 
 
 def test_a_checkpoint_carrying_its_config_loads_an_architecture_inference_cannot(tmp_path: Path) -> None:

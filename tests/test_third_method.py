@@ -26,7 +26,7 @@ from jepa_torch.evaluation import EvalConfig, evaluate
 from jepa_torch.export import load_encoder
 from jepa_torch.methods import RunInfo, Supports, register
 from jepa_torch.methods.inputs import masks_for_step
-from jepa_torch.models import JEPAConfig, ProjectorConfig, make_target_encoder, model_config
+from jepa_torch.models import JEPAConfig, ProjectorConfig, make_encoder, make_projector, make_target_encoder, model_config
 from jepa_torch.representation import layer_norm_targets
 from jepa_torch.step import StepResult
 from jepa_torch.train import train
@@ -64,7 +64,7 @@ class PooledEMA:
 
     def build(self, config: JEPAConfig) -> nn.Module:
         assert config.projector is not None
-        return PooledTarget(config.encoder.build(config.init_std), config.projector.build())
+        return PooledTarget(make_encoder(config.encoder, config.init_std), make_projector(config.projector))
 
     def networks(self, model: nn.Module) -> dict[str, nn.Module]:
         m = cast(PooledTarget, model)

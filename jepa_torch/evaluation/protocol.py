@@ -268,15 +268,15 @@ def _random_twin(ckpt: _Checkpoint, reference: nn.Module) -> nn.Module:
     """The same architecture at initialisation: a run's own first draw (its seed; the encoder's weights are
     drawn first), else seed 0. Built from the checkpoint's model config, or the tensors' shapes without one."""
     from ..checkpoint import infer_vit_config
-    from ..models import JEPAConfig
+    from ..models import JEPAConfig, make_encoder
 
     torch.manual_seed(0 if ckpt.config is None else ckpt.config.run.seed)
     stored = None if ckpt.content is None else ckpt.content.get("model")
     if stored is not None:
         config = JEPAConfig.from_dict(stored)
-        return config.encoder.build(config.init_std, config.depth_rescale)
+        return make_encoder(config.encoder, config.init_std, config.depth_rescale)
     rescale = False if ckpt.config is None else bool(ckpt.config.model.depth_rescale)
-    return infer_vit_config(reference.state_dict()).build(depth_rescale=rescale)
+    return make_encoder(infer_vit_config(reference.state_dict()), depth_rescale=rescale)
 
 
 def _image_size(encoder: nn.Module, override: int | None, path: Path) -> int:

@@ -19,7 +19,7 @@ from torch.distributed.device_mesh import DeviceMesh
 from ..config import ConfigError, TrainConfig
 from ..data import InputSpec
 from ..lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
-from ..models import JEPAConfig, ProjectorConfig, model_config
+from ..models import JEPAConfig, ProjectorConfig, make_encoder, make_projector, model_config
 from ..plots import render_views, unit_range
 from ..step import StepResult
 from ..views import MultiCrop, view_generator
@@ -63,8 +63,8 @@ class LeJEPAMethod:
     def build(self, config: JEPAConfig) -> nn.Module:
         if config.projector is None:
             raise ConfigError("a LeJEPA model config needs a projector")
-        encoder = config.encoder.build(config.init_std, config.depth_rescale)  # drawn first, as the runs before
-        return LeJEPA(encoder, projector=config.projector.build())
+        encoder = make_encoder(config.encoder, config.init_std, config.depth_rescale)  # drawn first
+        return LeJEPA(encoder, projector=make_projector(config.projector))
 
     def networks(self, model: nn.Module) -> dict[str, nn.Module]:
         m = cast(LeJEPA, model)

@@ -1,4 +1,4 @@
-"""The official ViT presets: dimensions only, no model code, so that configs may import them.
+"""The official ViT presets: dimensions only, no model code, so that every framework and the configs share them.
 
 ``vit_tiny`` .. ``vit_giant`` are the official function names; the short names ``tiny`` ..
 ``giant`` are accepted everywhere a preset is named (config files, builders, the CLI).
