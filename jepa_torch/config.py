@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
-from jepa_core.representation import check_loss_kind
 from jepa_core.mask_schedules import TargetScaleSchedule
 from jepa_core.masks import OFFICIAL_FLAGS, ContextTrim, MaskConfig
 from jepa_core.masks import validate as validate_masks
-from jepa_core.representation import LossKind
-
 from jepa_core.presets import VIT_PRESETS, canonical_preset, get_preset
+from jepa_core.representation import LossKind, check_loss_kind
 
 __all__ = [
     "ConfigError",
@@ -32,6 +30,8 @@ __all__ = [
     "OptimConfig",
     "RunConfig",
     "TrainConfig",
+    "check_precision",
+    "check_step_options",
     "known_methods",
     "register_method_check",
 ]
@@ -84,6 +84,33 @@ def _non_negative(section: str, obj: object, *names: str) -> None:
         value = getattr(obj, name)
         if not (value >= 0 and math.isfinite(value)):
             raise _fail(f"{section}.{name}", value, "must be a finite number >= 0")
+
+
+def check_step_options(section: str, options: object) -> None:
+    """The rules of the options a training step reads (``loss``, ``var_weight``, ``cov_weight``,
+    ``sigreg_weight``, ``sigreg_embedding``, ``grad_clip``), stated once for the config's
+    ``optimization`` section and for ``jepa_torch.step.StepConfig``.
+
+    Raises:
+        ConfigError: naming ``<section>.<option>`` and the fix.
+    """
+    _non_negative(section, options, "var_weight", "cov_weight", "sigreg_weight")
+    embedding = getattr(options, "sigreg_embedding")
+    if embedding not in ("context_tokens", "context_pooled"):
+        raise _fail(f"{section}.sigreg_embedding", embedding, "use context_tokens or context_pooled")
+    clip = getattr(options, "grad_clip")
+    if clip is not None and not clip > 0:
+        raise _fail(f"{section}.grad_clip", clip, "must be > 0, or null to turn clipping off")
+    try:
+        check_loss_kind(getattr(options, "loss"), f"{section}.loss")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_precision(key: str, precision: object) -> None:
+    """``precision`` is one of :data:`Precision`'s values; else :class:`ConfigError` naming ``key``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise _fail(key, precision, "use auto, fp32 or bf16")
 
 
 def _range(key: str, value: tuple[float, float], low: float, high: float) -> None:
@@ -313,20 +340,13 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _positive("optimization", self, "epochs", "ipe_scale", "sigreg_slices", "accumulate")
         _non_negative("optimization", self, "warmup_epochs", "start_lr", "lr", "final_lr", "weight_decay",
-                      "final_weight_decay", "var_weight", "cov_weight", "sigreg_weight")
+                      "final_weight_decay")
+        check_step_options("optimization", self)
         if self.sigreg_knots < 2:
             raise _fail("optimization.sigreg_knots", self.sigreg_knots, "must be >= 2 (points over [-5, 5])")
-        if self.sigreg_embedding not in ("context_tokens", "context_pooled"):
-            raise _fail("optimization.sigreg_embedding", self.sigreg_embedding, "use context_tokens or context_pooled")
         if self.warmup_epochs >= self.epochs * self.ipe_scale:
             raise _fail("optimization.warmup_epochs", self.warmup_epochs, "must be shorter than the run (epochs)")
         _range("optimization.ema", self.ema, 0.0, 1.0)
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise _fail("optimization.grad_clip", self.grad_clip, "must be > 0, or null to turn clipping off")
-        try:
-            check_loss_kind(self.loss, "optimization.loss")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -419,8 +439,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise _fail("run.device", self.device, "use auto, cpu or cuda")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise _fail("run.precision", self.precision, "use auto, fp32 or bf16")
+        check_precision("run.precision", self.precision)
         if self.parallel not in ("ddp", "fsdp"):
             raise _fail("run.parallel", self.parallel, "use ddp or fsdp")
         if self.max_steps is not None and self.max_steps < 1:

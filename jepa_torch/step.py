@@ -23,9 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributed.tensor import DTensor
 
-from jepa_core.representation import LossKind, check_loss_kind
+from jepa_core.representation import LossKind
 
-from .config import Precision
+from .config import Precision, check_precision, check_step_options
 from .ema import update_target_encoder_
 from .loss import grouped_prediction_loss
 from .models import JEPA
@@ -88,15 +88,8 @@ class StepConfig:
     precision: Precision = "auto"
 
     def __post_init__(self) -> None:
-        check_loss_kind(self.loss, "loss")
-        if self.var_weight < 0 or self.cov_weight < 0 or self.sigreg_weight < 0:
-            raise ValueError("var_weight, cov_weight and sigreg_weight must be >= 0")
-        if self.sigreg_embedding not in ("context_tokens", "context_pooled"):
-            raise ValueError(f"sigreg_embedding={self.sigreg_embedding!r}: use 'context_tokens' or 'context_pooled'")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip={self.grad_clip}: must be > 0, or None to disable clipping")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision={self.precision!r}: use 'auto', 'fp32' or 'bf16'")
+        check_step_options("StepConfig", self)  # the rules of the config's optimization section, said once
+        check_precision("StepConfig.precision", self.precision)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,19 @@ def test_step_config_rejects_bad_values(kwargs: dict[str, object], message: str)
         StepConfig(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [{"loss": "l1"}, {"grad_clip": -1.0}, {"cov_weight": float("nan")},
+                                 {"sigreg_embedding": "pooled"}])
+def test_the_step_and_the_config_state_one_rule(bad: dict[str, object]) -> None:
+    """StepConfig and the config's optimization section are checked by one function: one message each."""
+    from jepa_torch.config import ConfigError, OptimConfig
+
+    with pytest.raises(ConfigError) as step:
+        StepConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as config:
+        OptimConfig(**bad)  # type: ignore[arg-type]
+    assert str(step.value).removeprefix("StepConfig.") == str(config.value).removeprefix("optimization.")
+
+
 def test_predictor_of_other_width_is_refused() -> None:
     torch.manual_seed(0)
     encoder, _ = build_image_jepa("vit_tiny", img_size=32, patch_size=8, pred_depth=1, pred_emb_dim=48)
