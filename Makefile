@@ -31,7 +31,7 @@ unit: install
 
 laws: install
 	$(PY) -m pytest properties --jepa-backend=jepa_core.reference:backend
-	$(PY) -m pytest properties --jepa-backend=jepa_torch.backend:backend
+	$(PY) -m pytest properties --jepa-backend=jepa_torch.conformance.backend:backend
 	$(PY) -m pytest properties --jepa-backend=jepa_jax.backend:backend
 
 test: typecheck unit laws

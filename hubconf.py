@@ -45,7 +45,7 @@ def _local(weights: str) -> _Path:
 
 def encoder(preset: str = "vit_huge", patch_size: int = 14, img_size: int = 224, weights: str | None = None,
             which: str = "target", **options: Any) -> Any:
-    """An I-JEPA image encoder (``jepa_torch.vit.TransformerEncoder``), in eval mode when weights are given.
+    """An I-JEPA image encoder (``jepa_torch.models.vit.TransformerEncoder``), in eval mode when weights are given.
 
     Args:
         preset: ``vit_tiny`` .. ``vit_giant`` (used without weights).
@@ -54,7 +54,7 @@ def encoder(preset: str = "vit_huge", patch_size: int = 14, img_size: int = 224,
         which: ``target`` (the EMA encoder, which I-JEPA evaluates) or ``context``.
         **options: further ``jepa_torch.models.build_vit`` options (without weights).
     """
-    from jepa_torch.export import load_encoder
+    from jepa_torch.io.export import load_encoder
     from jepa_torch.models import build_vit
 
     if weights is not None:
@@ -65,11 +65,11 @@ def encoder(preset: str = "vit_huge", patch_size: int = 14, img_size: int = 224,
 def jepa(weights: str, **options: Any) -> Any:
     """The whole model of a checkpoint, in eval mode: for I-JEPA (official files included) its three networks
     (``jepa_torch.models.JEPA``: encoder, predictor, EMA target), for a checkpoint of another method of
-    this project that method's model (LeJEPA: encoder and projector, ``jepa_torch.lejepa.LeJEPA``).
+    this project that method's model (LeJEPA: encoder and projector, ``jepa_torch.models.lejepa.LeJEPA``).
 
     Args:
         weights: a training checkpoint of this project or an official ``.pth.tar`` (path or URL).
-        **options: for official files, passed to ``jepa_torch.checkpoint.load_official`` (``num_heads``,
+        **options: for official files, passed to ``jepa_torch.io.checkpoint.load_official`` (``num_heads``,
             ``grid``, ...).
     """
     from jepa_torch.methods import load_model

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jepa_core.masks import MaskConfig, sample_masks  # noqa: E402
-from jepa_torch.loss import grouped_prediction_loss  # noqa: E402
+from jepa_torch.objectives.loss import grouped_prediction_loss  # noqa: E402
 from jepa_torch.models import JEPA, build_image_jepa  # noqa: E402
 
 GIB = 2**30

@@ -8,7 +8,7 @@ A training checkpoint of this size is built as the trainer builds it (the three 
 moments after one step, the official layout of ``save_training_checkpoint``), then, in alternating
 rounds (with, then without; reversed every other round), each side is timed:
 
-- ``digest``: :func:`jepa_torch.checkpoint.payload_digest` of the payload alone;
+- ``digest``: :func:`jepa_torch.io.checkpoint.payload_digest` of the payload alone;
 - ``save``: ``atomic_save`` (digest, ``torch.save``, fsync, rename) against the same atomic write of
   ``torch.save`` without the digest;
 - ``load``: ``read_official`` (``torch.load`` and the digest recomputed and compared) against
@@ -35,12 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jepa_torch.checkpoint import CheckpointWriteError, atomic_save, payload_digest, read_official  # noqa: E402
+from jepa_torch.io.checkpoint import CheckpointWriteError, atomic_save, payload_digest, read_official  # noqa: E402
 from jepa_torch.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from jepa_torch.files import atomic_write  # noqa: E402
-from jepa_torch.optim import make_optimizer  # noqa: E402
-from jepa_torch.resume import save_training_checkpoint  # noqa: E402
-from jepa_torch.train import build_model  # noqa: E402
+from jepa_torch.io.files import atomic_write  # noqa: E402
+from jepa_torch.training.optim import make_optimizer  # noqa: E402
+from jepa_torch.training.resume import save_training_checkpoint  # noqa: E402
+from jepa_torch.training.loop import build_model  # noqa: E402
 
 
 def _payload(preset: str, folder: Path) -> dict[str, Any]:

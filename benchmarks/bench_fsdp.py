@@ -5,7 +5,7 @@
     python benchmarks/bench_fsdp.py --count vit_huge --patch 14 --img 224 --pred-depth 12 --world 8
 
 Measure mode starts ``--world`` processes (gloo on the CPU, NCCL on GPUs, one GPU each), builds the
-same JEPA in each, wraps it as ``run.parallel`` does (DDP, or ``jepa_torch.fsdp.shard``), and runs
+same JEPA in each, wraps it as ``run.parallel`` does (DDP, or ``jepa_torch.models.sharding.shard``), and runs
 ``--steps`` training steps of the global batch ``--batch`` (split over the processes; masks of the
 official law, seed 0). Each process then reports:
 
@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jepa_core.masks import MaskConfig, sample_masks  # noqa: E402
 from jepa_torch.evaluation.features import bound_heap_growth  # noqa: E402
-from jepa_torch.fsdp import local_bytes, mesh_for, shard  # noqa: E402
+from jepa_torch.models.sharding import local_bytes, mesh_for, shard  # noqa: E402
 from jepa_torch.models import JEPA, build_image_jepa  # noqa: E402
-from jepa_torch.optim import make_optimizer  # noqa: E402
-from jepa_torch.step import StepConfig, train_step  # noqa: E402
+from jepa_torch.training.optim import make_optimizer  # noqa: E402
+from jepa_torch.methods.step import StepConfig, train_step  # noqa: E402
 
 MIB = 2**20
 

@@ -27,7 +27,7 @@ Same work on both sides:
   loops without end on some draws (seed 3 of the tiny grid, 8 x 8, logged "Valid mask not found"
   over 50,000 times before it was stopped), which would stall the benchmark;
 - **optimiser**: AdamW at a constant learning rate and weight decay, EMA momentum 0.996; the
-  official ``init_opt`` on its side (torch's default AdamW), ``jepa_torch.optim.make_optimizer`` on ours;
+  official ``init_opt`` on its side (torch's default AdamW), ``jepa_torch.training.optim.make_optimizer`` on ours;
 - **threads, torch build, precision**: one process, ``--threads`` intra-op threads (CPU, fp32) or
   bf16 autocast (CUDA) for both.
 
@@ -38,7 +38,7 @@ differences); otherwise nothing is timed.
 Rounds alternate (official, ours, ...; the order reversed every other round) so that both see the
 same machine; the ratio is computed per round (the official round's median over ours), and its
 median and range over the rounds are printed. The fp32 (CPU) or bf16 (CUDA) matmul ceiling is sampled
-between rounds; the best sample is the reference. ``compiled`` is ``jepa_torch.step.compile_model``
+between rounds; the best sample is the reference. ``compiled`` is ``jepa_torch.methods.step.compile_model``
 (inductor), checked against eager (max |difference| <= 1e-5) before it is timed. On CUDA the peak
 memory of each mode and the model FLOP utilisation against the card's nominal dense bf16 peak are
 printed too.
@@ -71,10 +71,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jepa_core.masks import ContextTrim, MaskConfig, sample_masks  # noqa: E402
-from jepa_torch.checkpoint import load_strict  # noqa: E402
+from jepa_torch.io.checkpoint import load_strict  # noqa: E402
 from jepa_torch.models import JEPA, build_image_jepa  # noqa: E402
-from jepa_torch.optim import apply_schedules, make_optimizer  # noqa: E402
-from jepa_torch.step import StepConfig, compile_model, train_step  # noqa: E402
+from jepa_torch.training.optim import apply_schedules, make_optimizer  # noqa: E402
+from jepa_torch.methods.step import StepConfig, compile_model, train_step  # noqa: E402
 
 LR, WD, MOMENTUM = 1e-4, 0.04, 0.996
 

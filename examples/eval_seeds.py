@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 
 from jepa_torch.evaluation import EvalConfig, evaluate
-from jepa_torch.resume import list_checkpoints
+from jepa_torch.training.resume import list_checkpoints
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from jepa_torch.config_io import load_config
+from jepa_torch.config.yaml_io import load_config
 from jepa_torch.demo import CONFIGS
 from jepa_torch.evaluation import EvalConfig, evaluate
-from jepa_torch.runlog import read_log
-from jepa_torch.train import train
+from jepa_torch.training.runlog import read_log
+from jepa_torch.training.loop import train
 
 NO_VC = ["optimization.var_weight=0", "optimization.cov_weight=0"]
 VARIANTS: dict[str, tuple[str, list[str]]] = {

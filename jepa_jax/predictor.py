@@ -4,7 +4,7 @@ Attribute paths are the official state-dict names: ``predictor_embed`` (D -> Dp)
 ``(1, 1, Dp)``, ``predictor_pos_embed`` ``(1, N, Dp)`` (fixed sin-cos), ``predictor_blocks.N...``,
 ``predictor_norm``, ``predictor_proj`` (Dp -> D). Row order is the official one: with ``Mx`` context
 masks, ``Mt`` target masks and batch ``B``, row ``t * Mx * B + c * B + b`` of the output predicts
-target mask ``t`` of sample ``b`` from its context mask ``c``. As in ``jepa_torch.predictor``, the last
+target mask ``t`` of sample ``b`` from its context mask ``c``. As in ``jepa_torch.models.predictor``, the last
 block computes only the target rows (the context rows still give its keys and values).
 """
 

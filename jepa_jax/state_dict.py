@@ -6,7 +6,7 @@ JAX modules are built with those attribute names and torch's ``(out, in)`` layou
 therefore a strict match of names and shapes, with no table of renamings and no transposes; the
 ``module.`` (DDP) and ``_orig_mod.`` (``torch.compile``) prefixes of saved checkpoints are stripped.
 
-    from jepa_torch.checkpoint import read_official
+    from jepa_torch.io.checkpoint import read_official
     ckpt = read_official("in1k-vit_h14.pth.tar")
     sd = {k: {n: v.float().numpy() for n, v in ckpt[k].items()} for k in ("encoder", "predictor", "target_encoder")}
     model = from_state_dicts(sd["encoder"], sd["predictor"], sd["target_encoder"], num_heads=16, grid=(16, 16))

@@ -10,7 +10,7 @@
 The optimiser is ``optax.adamw`` under ``optax.inject_hyperparams``: its learning rate and weight
 decay are :mod:`jepa_jax.schedules` evaluated at the optimiser's count inside the compiled step, and
 the values used sit in ``opt_state.hyperparams``. As in the official code (and
-``jepa_torch.optim``), weight decay applies to weights of rank >= 2 and never to biases or 1-D
+``jepa_torch.training.optim``), weight decay applies to weights of rank >= 2 and never to biases or 1-D
 parameters, and the fixed position tables are not trained (:func:`jepa_jax.models.trainable`).
 ``optax.adamw`` decays by ``lr * wd * p`` alongside the Adam step, which is ``torch.optim.AdamW``'s
 update: the two agree to rounding.
@@ -42,7 +42,7 @@ __all__ = ["StepResult", "TrainState", "decay_mask", "init_state", "make_optimiz
 
 
 def decay_mask(params: Any) -> Any:
-    """True where AdamW decays: every parameter but biases and 1-D ones (``jepa_torch.optim.param_groups``)."""
+    """True where AdamW decays: every parameter but biases and 1-D ones (``jepa_torch.training.optim.param_groups``)."""
     def decays(path: Sequence[Any], leaf: Any) -> bool:
         return not (path_names(path)[-1] == "bias" or jnp.ndim(leaf) == 1)
 
@@ -110,7 +110,7 @@ def value_and_grad(model: JEPA, x: Array, context_masks: Sequence[Array], target
 
 def target_update(model: JEPA, momentum: float | Array) -> JEPA:
     """``model`` with its target encoder moved by one EMA step toward the encoder (the position tables,
-    equal in both, are left alone, as ``jepa_torch.ema.update_target_encoder_`` leaves their values)."""
+    equal in both, are left alone, as ``jepa_torch.models.ema.update_target_encoder_`` leaves their values)."""
     def moving(encoder: Any) -> Any:
         return jax.tree_util.tree_map_with_path(
             lambda path, leaf: eqx.is_array(leaf) and path_names(path)[-1] not in FIXED, encoder)

@@ -3,7 +3,7 @@
 Equinox modules whose attribute paths *are* the official state-dict names: ``patch_embed.proj``,
 ``pos_embed``, ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``norm``. Linear
 weights keep torch's ``(out, in)`` layout, so a state dict moves in by name alone, with no
-transposes (:mod:`jepa_jax.state_dict`). Numerics follow ``jepa_torch.vit`` and the official code:
+transposes (:mod:`jepa_jax.state_dict`). Numerics follow ``jepa_torch.models.vit`` and the official code:
 LayerNorm eps 1e-6, exact (erf) GELU, a fused qkv projection with bias, attention scale
 ``head_dim ** -0.5``, no class token, no dropout.
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .evaluation.protocol import PROBES
+from jepa_torch.evaluation.protocol import PROBES
 
 __all__ = ["main"]
 
@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                     "at least 2000 steps: a split under 5120 images gets smaller batches)")
     ev.add_argument("--attentive-epochs", type=int, help="passes of the attentive probes over the training split "
                     "(default 20, and at least 500 steps: a split under 3200 images gets smaller batches)")
+    ev.add_argument("--min-steps", type=int,
+                    help="updates a head gets at least, however small the split (default 2000 linear, 500 attentive; "
+                         "0: exactly the epochs)")
     ev.add_argument("--low-shot", nargs="+", default=[], metavar="N|P%",
                     help="labelled images per class (1 10) or a percentage (1%%) of the training split")
     ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")
@@ -109,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DEFAULT_CONFIG, run_demo, run_seeds
+    from jepa_torch.demo import DEFAULT_CONFIG, run_demo, run_seeds
 
     config = args.config or DEFAULT_CONFIG
     if len(args.seeds) == 1:
@@ -122,19 +125,22 @@ def _demo(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .evaluation import EvalConfig, EvaluationError, evaluate, write_json
-    from .plots import plot_confusion, plot_projection
+    from jepa_torch.evaluation import EvalConfig, EvaluationError, evaluate, write_json
+    from jepa_torch.io.plots import plot_confusion, plot_projection
 
     if min(args.epochs or 1, args.attentive_epochs or 1) < 1:
         raise EvaluationError("--epochs and --attentive-epochs must be >= 1")
+    if args.min_steps is not None and args.min_steps < 0:
+        raise EvaluationError(f"--min-steps {args.min_steps}: must be >= 0")
     defaults = EvalConfig()
+    floor = {} if args.min_steps is None else {"min_steps": args.min_steps}
     config = EvalConfig(
         probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
         progress=not args.no_progress, cache=args.cache, img_size=args.img_size, token_disk_gib=args.token_disk_gib,
-        linear=defaults.linear if args.epochs is None else replace(defaults.linear, epochs=args.epochs),
-        attentive=(defaults.attentive if args.attentive_epochs is None
-                   else replace(defaults.attentive, epochs=args.attentive_epochs)))
+        linear=replace(defaults.linear, **floor, **({} if args.epochs is None else {"epochs": args.epochs})),
+        attentive=replace(defaults.attentive, **floor,
+                          **({} if args.attentive_epochs is None else {"epochs": args.attentive_epochs})))
     report = evaluate(args.checkpoint, train=args.train, val=args.val, encoders=args.encoder,
                       baselines=not args.no_baselines, config=config)
     print(f"evaluation of {args.checkpoint} (step {report.step}): {report.train_size} training and "
@@ -155,8 +161,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config_io import load_config
-    from .train import train
+    from jepa_torch.config.yaml_io import load_config
+    from jepa_torch.training.loop import train
 
     overrides = list(args.overrides)
     for flag, key in (("out", "run.out_dir"), ("device", "run.device"), ("resume", "run.resume"),
@@ -176,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_encoder
+    from jepa_torch.io.export import export_encoder
 
     path = export_encoder(args.checkpoint, args.out, which=args.encoder, fmt=args.format)
     print(f"wrote the {args.encoder} encoder to {path} ({args.format})")
@@ -192,11 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not any(isinstance(h, _Stderr) for h in library.handlers):  # main() may run many times in one process
         library.addHandler(_Stderr())
     library.setLevel(logging.INFO)
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .evaluation import EvaluationError
-    from .train import TrainingDiverged
+    from jepa_torch.io.checkpoint import CheckpointError
+    from jepa_torch.config.schema import ConfigError
+    from jepa_torch.data.datasets import DataError
+    from jepa_torch.evaluation import EvaluationError
+    from jepa_torch.training.loop import TrainingDiverged
 
     try:
         if args.command == "train":

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
-from .config_io import load_config
-from .data import build_dataset
-from .evaluation import EvalConfig, EvalReport, evaluate
-from .methods import get_method
-from .plots import plot_confusion, plot_projection
-from .train import train
+from jepa_torch.config.schema import TrainConfig
+from jepa_torch.config.yaml_io import load_config
+from jepa_torch.data.datasets import build_dataset
+from jepa_torch.evaluation import EvalConfig, EvalReport, evaluate
+from jepa_torch.methods import get_method
+from jepa_torch.io.plots import plot_confusion, plot_projection
+from jepa_torch.training.loop import train
 
 __all__ = ["CONFIGS", "DEFAULT_CONFIG", "run_demo", "run_seeds"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from .assertions import assert_array_close, assert_close, oracle_block_loss, oracle_elementwise, oracle_layer_norm
@@ -87,7 +87,12 @@ def test_unselected_targets_never_read(backend: Any, p: BlockProblem, kind: str)
     assert_close(_loss(backend, p, kind, targets=poisoned), _loss(backend, p, kind), "independence of unselected")
 
 
+_REPEATED = BlockProblem(np.array([[[1.0], [2.0]]]), [np.array([[0, 0, 1]])], [np.zeros((1, 3, 1))])
+"""A row that lists position 0 twice: the formal sum counts it twice (the case a draw of few examples may miss)."""
+
+
 @given(p=block_problems(), kind=loss_kinds)
+@example(p=_REPEATED, kind="l2")
 def test_nonnegative_and_matches_oracle(backend: Any, p: BlockProblem, kind: str) -> None:
     """The loss is >= 0 and equals the formal sum computed by an explicit loop."""
     value = _loss(backend, p, kind)

@@ -5,8 +5,10 @@ each rule and the edges that break it; exits 1 if any does. Arrows point down, t
 
 - ``jepa_core`` imports numpy and the standard library only, and nothing of the other wings;
 - ``properties`` knows backends only through ``--jepa-backend``: it never imports ``jepa_torch``;
-- in ``jepa_torch``, the networks never import training, evaluation or interop; the config modules
-  never import model code; evaluation never imports training.
+- ``jepa_torch``'s packages are layered in the order of :data:`LAYERS`: a module imports modules of its
+  own package and of the packages before it, never after (so evaluation and io never import training,
+  and the models never import a method); only the entry points (the package root, ``cli``, ``demo``)
+  import the root package or sit above every layer.
 """
 
 from __future__ import annotations
@@ -18,13 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("jepa_core", "jepa_torch", "properties")
 
-NETWORKS = {"vit", "predictor", "tokens", "pos_embed", "models", "presets", "representation", "loss", "ema",
-            "regularisers", "files"}
-TRAINING = {"train", "step", "optim", "resume", "runlog", "lejepa", "views", "demo"}
-EVALUATION = {"evaluation", "features", "online", "probes", "protocol", "store", "monitor", "plots"}
-INTEROP = {"checkpoint", "export", "backend", "cli", "protocol_adapters", "interop"}
-CONFIG = {"config", "config_io", "presets"}
-MODEL_CODE = {"vit", "predictor", "tokens", "pos_embed", "models"}
+LAYERS = ("objectives", "models", "io", "config", "data", "methods", "evaluation", "training", "conformance")
+"""jepa_torch's packages, lowest first: each may import itself and the ones before it."""
+ENTRY_POINTS = {"jepa_torch", "jepa_torch.cli", "jepa_torch.demo"}
 
 
 def module_name(path: Path) -> str:
@@ -57,8 +55,12 @@ def graph() -> dict[str, set[str]]:
     return {module_name(p): {m for m in imports(p) if m in names and m != module_name(p)} for p in files}
 
 
-def _leaf(name: str) -> str:
-    return name.rpartition(".")[2]
+def layer(module: str) -> int | None:
+    """The position in :data:`LAYERS` of a ``jepa_torch`` module's package; None for an entry point."""
+    parts = module.split(".")
+    if module in ENTRY_POINTS or len(parts) < 2 or parts[1] not in LAYERS:
+        return None
+    return LAYERS.index(parts[1])
 
 
 def violations(edges: dict[str, set[str]]) -> dict[str, list[str]]:
@@ -66,9 +68,8 @@ def violations(edges: dict[str, set[str]]) -> dict[str, list[str]]:
     rules: dict[str, list[str]] = {
         "jepa_core imports only numpy and the standard library": [],
         "properties never imports jepa_torch": [],
-        "the networks never import training, evaluation or interop": [],
-        "the config modules never import model code": [],
-        "evaluation never imports training": [],
+        "every jepa_torch module is an entry point or in a layer": [],
+        "jepa_torch's layers import only themselves and the layers before them": [],
     }
     for path in sorted((ROOT / "jepa_core").rglob("*.py")):
         for m in imports(path):
@@ -76,19 +77,17 @@ def violations(edges: dict[str, set[str]]) -> dict[str, list[str]]:
             if top not in sys.stdlib_module_names and top not in ("numpy", "jepa_core", "__future__"):
                 rules["jepa_core imports only numpy and the standard library"].append(f"{module_name(path)} -> {m}")
     for src, dsts in sorted(edges.items()):
+        if src.startswith("jepa_torch") and src not in ENTRY_POINTS and layer(src) is None:
+            rules["every jepa_torch module is an entry point or in a layer"].append(src)
         for dst in sorted(dsts):
             edge = f"{src} -> {dst}"
             if src.startswith("properties") and dst.startswith("jepa_torch"):
                 rules["properties never imports jepa_torch"].append(edge)
-            if not (src.startswith("jepa_torch.") and dst.startswith("jepa_torch.")):
+            if not (src.startswith("jepa_torch.") and dst.startswith("jepa_torch")) or src in ENTRY_POINTS:
                 continue
-            a, b = _leaf(src), _leaf(dst)
-            if a in NETWORKS and b in TRAINING | EVALUATION | INTEROP:
-                rules["the networks never import training, evaluation or interop"].append(edge)
-            if a in CONFIG and b in MODEL_CODE:
-                rules["the config modules never import model code"].append(edge)
-            if a in EVALUATION and b in TRAINING:
-                rules["evaluation never imports training"].append(edge)
+            a, b = layer(src), layer(dst)
+            if a is not None and (b is None or b > a):
+                rules["jepa_torch's layers import only themselves and the layers before them"].append(edge)
     return rules
 
 

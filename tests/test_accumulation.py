@@ -11,11 +11,11 @@ import torch
 
 from jepa_torch.config import ConfigError, MethodConfig
 from jepa_torch.models import JEPA, build_image_jepa
-from jepa_torch.optim import make_optimizer
-from jepa_torch.resume import list_checkpoints
-from jepa_torch.checkpoint import read_official
-from jepa_torch.step import StepConfig, train_step
-from jepa_torch.train import train
+from jepa_torch.training.optim import make_optimizer
+from jepa_torch.training.resume import list_checkpoints
+from jepa_torch.io.checkpoint import read_official
+from jepa_torch.methods.step import StepConfig, train_step
+from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
 from .test_whole_contexts import _whole_batch

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from jepa_torch.checkpoint import (
+from jepa_torch.io.checkpoint import (
     CheckpointError,
     infer_predictor_config,
     infer_vit_config,
@@ -19,9 +19,9 @@ from jepa_torch.checkpoint import (
     strip_prefixes,
 )
 from jepa_torch.models import make_target_encoder
-from jepa_torch.predictor import Predictor
-from jepa_torch.tokens import SequenceTransformer
-from jepa_torch.vit import VisionTransformer
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.models.tokens import SequenceTransformer
+from jepa_torch.models.vit import VisionTransformer
 from tests.official_oracle import encoder_forward, predictor_forward, random_masks, randomize_
 
 HEADS = 4

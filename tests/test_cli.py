@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_torch.checkpoint import load_official
+from jepa_torch.io.checkpoint import load_official
 from jepa_torch.cli import main
-from jepa_torch.config_io import save_config
-from jepa_torch.export import load_encoder
+from jepa_torch.config.yaml_io import save_config
+from jepa_torch.io.export import load_encoder
 
 from .test_train import tiny_config
 

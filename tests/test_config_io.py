@@ -13,7 +13,7 @@ import yaml
 from jepa_core.mask_schedules import TargetScaleSchedule
 from jepa_core.masks import OFFICIAL_FLAGS, MaskConfig
 from jepa_torch.config import ConfigError, MaskSection, TrainConfig
-from jepa_torch.config_io import config_from_dict, config_to_dict, load_config, save_config
+from jepa_torch.config.yaml_io import config_from_dict, config_to_dict, load_config, save_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -226,7 +226,7 @@ def test_mask_schedule_keys_map_onto_the_target_scale_schedule() -> None:
 
 
 def test_official_layout_maps_field_by_field(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.config_io"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.config.yaml_io"):
         cfg = load_config(write(tmp_path, OFFICIAL_VITH14))
     warned = [r.getMessage() for r in caplog.records]
     assert warned == ["official config: ignoring keys this trainer does not use: data.pin_mem, logging.write_tag, "

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepa_core.reference import backend as reference
-from jepa_torch.backend import backend as torch_backend
+from jepa_torch.conformance.backend import backend as torch_backend
 from properties.strategies import (BlockProblem, LRParams, ObjectiveProblem, block_problems, float_arrays,
                                    loss_kinds, lr_params, objective_problems, param_pairs)
 

@@ -9,9 +9,9 @@ import torch
 
 from jepa_core.masks import MaskConfig, sample_masks
 from jepa_torch.models import build_image_jepa
-from jepa_torch.optim import make_optimizer
+from jepa_torch.training.optim import make_optimizer
 from jepa_torch.models import JEPA
-from jepa_torch.step import train_step
+from jepa_torch.methods.step import train_step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

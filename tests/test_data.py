@@ -20,7 +20,7 @@ from jepa_torch.data import (
     input_spec,
     make_loader,
 )
-from jepa_torch.transforms import IMAGENET_MEAN, IMAGENET_STD
+from jepa_torch.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def config(**data: Any) -> TrainConfig:
@@ -269,7 +269,7 @@ def test_empty_split_is_an_error(tmp_path: Path) -> None:
 def test_official_transforms_follow_the_official_recipe() -> None:
     import torchvision.transforms as T
 
-    from jepa_torch.transforms import GaussianBlur, official_transforms
+    from jepa_torch.data.transforms import GaussianBlur, official_transforms
 
     tf = official_transforms(32, (0.3, 1.0), horizontal_flip=True, color_jitter=0.5, gaussian_blur=True)
     kinds = [type(t) for t in tf.transforms]  # type: ignore[attr-defined]

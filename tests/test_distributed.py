@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_torch.checkpoint import load_official, read_official
+from jepa_torch.io.checkpoint import load_official, read_official
 from jepa_torch.config import TrainConfig
-from jepa_torch.config_io import save_config
+from jepa_torch.config.yaml_io import save_config
 from jepa_torch.models import JEPAConfig, build
-from jepa_torch.optim import make_optimizer
-from jepa_torch.resume import load_training_checkpoint
+from jepa_torch.training.optim import make_optimizer
+from jepa_torch.training.resume import load_training_checkpoint
 
 from .test_train import tiny_config
 

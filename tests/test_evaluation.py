@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from jepa_torch.checkpoint import save_official
-from jepa_torch.export import load_encoder
+from jepa_torch.io.checkpoint import save_official
+from jepa_torch.io.export import load_encoder
 from jepa_torch.cli import main
 from jepa_torch.evaluation import AttentiveProbe, EvalConfig, EvaluationError, HeadGrid, evaluate, knn_predict
 from jepa_torch.evaluation.probes import LinearHead, StoreBatches, train_heads
 from jepa_torch.evaluation.protocol import _draw, _fit, _selection
 from jepa_torch.evaluation.store import FeatureStore, StoreWriter
 from jepa_torch.models import make_target_encoder
-from jepa_torch.predictor import Predictor
-from jepa_torch.vit import VisionTransformer
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.models.vit import VisionTransformer
 
 COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
 
@@ -221,7 +221,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-FAST = ["--epochs", "2", "--attentive-epochs", "2", "--no-progress", "--batch-size", "16"]
+FAST = ["--epochs", "2", "--attentive-epochs", "2", "--min-steps", "0", "--no-progress", "--batch-size", "16"]
 
 
 def test_the_command_probes_an_official_checkpoint_on_image_folders(folders: tuple[Path, Path, Path],
@@ -268,7 +268,7 @@ def test_the_context_encoder_is_a_choice(folders: tuple[Path, Path, Path], tmp_p
     for which, slug in (("context", "context_encoder"), ("target", "target_encoder")):
         store = FeatureStore(tmp_path / slug / "val")
         first = Image.open(sorted((val / "blue").iterdir())[0]).convert("RGB")
-        from jepa_torch.transforms import official_transforms
+        from jepa_torch.data.transforms import official_transforms
 
         x = official_transforms(16, augment=False)(first)[None]
         with torch.no_grad():
@@ -330,7 +330,7 @@ def test_bad_input_is_one_line_naming_it(folders: tuple[Path, Path, Path], tmp_p
 
 def test_a_run_is_probed_on_its_held_out_split(tmp_path: Path) -> None:
     from tests.test_train import tiny_config
-    from jepa_torch.train import train
+    from jepa_torch.training.loop import train
 
     summary = train(tiny_config(tmp_path / "run", max_steps=4), progress=False)
     assert summary.last_checkpoint is not None

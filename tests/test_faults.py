@@ -26,17 +26,16 @@ import pytest
 import torch
 from PIL import Image
 
-from jepa_torch import train as train_module
 from jepa_torch.methods import ijepa as ijepa_module
-from jepa_torch.checkpoint import read_official
+from jepa_torch.io.checkpoint import read_official
 from jepa_torch.cli import main
 from jepa_torch.config import TrainConfig
-from jepa_torch.config_io import save_config
+from jepa_torch.config.yaml_io import save_config
 from jepa_torch.methods import get_method
-from jepa_torch.resume import list_checkpoints, load_training_checkpoint
+from jepa_torch.training.resume import list_checkpoints, load_training_checkpoint
 from jepa_torch.models import JEPA
-from jepa_torch.step import StepResult
-from jepa_torch.train import build_model, train
+from jepa_torch.methods.step import StepResult
+from jepa_torch.training.loop import build_model, train
 
 from .test_train import tiny_config
 
@@ -200,7 +199,7 @@ def test_resume_auto_skips_an_unreadable_newest_checkpoint_with_a_warning(
     stale.write_bytes(b"PK\x03\x04 half")
     notes = out / "checkpoints" / "notes.tmp"
     notes.write_text("not ours")
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.train"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.training.loop"):
         summary = train(_config(out, max_steps=3, checkpoint_every=1, keep_checkpoints=3), progress=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(newest) in warnings[0] and "\n" not in warnings[0]
@@ -219,7 +218,7 @@ def test_resume_auto_with_no_readable_checkpoint_stops(good_run: tuple[Path, lis
         path.write_text("gone")
     save_config(_config(out, max_steps=4), tmp_path / "run.yaml")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(logging.getLogger("jepa_torch.train"), "disabled", True)  # the three skip warnings
+        mp.setattr(logging.getLogger("jepa_torch.training.loop"), "disabled", True)  # the three skip warnings
         assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress"]) == 2
     _one_line_error(capsys, "no checkpoint", "step_00000003.pt", "run.resume")
 

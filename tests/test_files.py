@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import pytest
 
-from jepa_torch.files import WriteError, atomic_write
+from jepa_torch.io.files import WriteError, atomic_write
 
 
 def test_writes_the_whole_content_and_leaves_no_temporary_file(tmp_path: Path) -> None:

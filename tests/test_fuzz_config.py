@@ -20,11 +20,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jepa_torch import train as train_module
+from jepa_torch.training import loop as train_module
 from jepa_torch.cli import main
 from jepa_torch.config import ConfigError, TrainConfig
-from jepa_torch.config_io import _OFFICIAL, load_config
-from jepa_torch.train import TrainingSummary
+from jepa_torch.config.yaml_io import _OFFICIAL, load_config
+from jepa_torch.training.loop import TrainingSummary
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -116,7 +116,7 @@ def test_any_argv_exits_cleanly(command: str, rest: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)  # relative paths in argv land in an empty folder
         mp.setattr(train_module, "train", train_stub)
-        mp.setattr("jepa_torch.export.export_encoder", stub)
+        mp.setattr("jepa_torch.io.export.export_encoder", stub)
         mp.setattr("jepa_torch.evaluation.evaluate", stub)
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_torch.checkpoint import save_official
-from jepa_torch.export import load_encoder
+from jepa_torch.io.checkpoint import save_official
+from jepa_torch.io.export import load_encoder
 from jepa_torch.models import JEPA, build_image_jepa
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 import torch
 
-from jepa_torch import train as train_module
 from jepa_torch.methods import ijepa as ijepa_module
-from jepa_torch.checkpoint import DIGEST_KEY, CorruptCheckpoint, atomic_save, load_official, payload_digest, read_official
+from jepa_torch.io.checkpoint import (DIGEST_KEY, CorruptCheckpoint, atomic_save, load_official, payload_digest,
+                                      read_official)
 from jepa_torch.cli import main
-from jepa_torch.config_io import save_config
-from jepa_torch.export import export_encoder, load_encoder
+from jepa_torch.config.yaml_io import save_config
+from jepa_torch.io.export import export_encoder, load_encoder
 from jepa_torch.models import JEPA
-from jepa_torch.resume import last_verified_checkpoint, list_checkpoints
-from jepa_torch.step import StepResult
-from jepa_torch.train import train
+from jepa_torch.training.resume import last_verified_checkpoint, list_checkpoints
+from jepa_torch.methods.step import StepResult
+from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
 
@@ -146,7 +146,7 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint_and_finishes(
     newest = out / "checkpoints" / "step_00000003.pt"
     flip_tensor_byte(newest)
     cfg = tiny_config(out, max_steps=3)
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.train"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.training.loop"):
         summary = train(replace(cfg, run=replace(cfg.run, checkpoint_every=1, keep_checkpoints=3)), progress=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jepa_torch.checkpoint import CheckpointError
-from jepa_torch.interop import from_hf, from_timm, hf_state_dict, our_state_dict_from_hf, to_hf, to_timm
+from jepa_torch.io.checkpoint import CheckpointError
+from jepa_torch.io.interop import from_hf, from_timm, hf_state_dict, our_state_dict_from_hf, to_hf, to_timm
 from jepa_torch.models import build_vit
-from jepa_torch.vit import TransformerEncoder
+from jepa_torch.models.vit import TransformerEncoder
 
 TOL = 1e-5
 

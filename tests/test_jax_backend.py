@@ -3,7 +3,7 @@
 Every member with a value the backends share is compared on the same inputs: the loss over target
 blocks, the representation losses and layer norm, the EMA, the schedules, the regularisers. The
 objective is compared on the *same weights*: the torch backend's model of a seed is moved into
-JAX through its official state-dict names (``jepa_torch.checkpoint.official_state_dict`` ->
+JAX through its official state-dict names (``jepa_torch.io.checkpoint.official_state_dict`` ->
 ``jepa_jax.state_dict.from_state_dicts``), and the parts and losses of both training forwards
 must agree, also with padded contexts. ``python -m tests.test_jax_backend`` prints the largest
 differences measured on fixed draws (the figures of docs/backends.md).
@@ -29,23 +29,23 @@ from jepa_jax.backend import JaxBackend  # noqa: E402
 from jepa_jax.backend import backend as jax_backend  # noqa: E402
 from jepa_jax.models import JEPA  # noqa: E402
 from jepa_jax.state_dict import from_state_dicts  # noqa: E402
-from jepa_torch.backend import backend as torch_backend  # noqa: E402
-from jepa_torch.checkpoint import official_state_dict  # noqa: E402
+from jepa_torch.conformance.backend import backend as torch_backend  # noqa: E402
+from jepa_torch.io.checkpoint import official_state_dict  # noqa: E402
 from properties.strategies import (  # noqa: E402
-    BlockProblem,
-    LRParams,
-    ObjectiveProblem,
-    PaddedContextProblem,
-    SigregProblem,
-    block_problems,
-    embedding_batches,
-    float_arrays,
-    loss_kinds,
-    lr_params,
-    objective_problems,
-    padded_context_problems,
-    param_pairs,
-    sigreg_problems,
+                                   BlockProblem,
+                                   LRParams,
+                                   ObjectiveProblem,
+                                   PaddedContextProblem,
+                                   SigregProblem,
+                                   block_problems,
+                                   embedding_batches,
+                                   float_arrays,
+                                   loss_kinds,
+                                   lr_params,
+                                   objective_problems,
+                                   padded_context_problems,
+                                   param_pairs,
+                                   sigreg_problems,
 )
 
 TOL = 1e-6

@@ -31,7 +31,7 @@ from jepa_jax.regularisers import sigreg_directions  # noqa: E402
 from jepa_jax.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR  # noqa: E402
 from jepa_jax.state_dict import StateDictError, from_state_dicts, infer_config, state_dict, state_dicts  # noqa: E402
 from jepa_torch import models as torch_models  # noqa: E402
-from jepa_torch.checkpoint import official_state_dict  # noqa: E402
+from jepa_torch.io.checkpoint import official_state_dict  # noqa: E402
 
 TOL = 1e-6
 
@@ -111,11 +111,11 @@ def test_image_vit_agrees_with_torch_on_its_weights() -> None:
 
 
 def test_an_official_checkpoint_loads(tmp_path: object) -> None:
-    """An official-layout file (``module.``-prefixed state dicts, written by ``jepa_torch.checkpoint``) loads into
+    """An official-layout file (``module.``-prefixed state dicts, written by ``jepa_torch.io.checkpoint``) loads into
     JAX by name, and the JAX networks compute torch's target tokens."""
     from pathlib import Path
 
-    from jepa_torch.checkpoint import read_official, save_official
+    from jepa_torch.io.checkpoint import read_official, save_official
 
     torch.manual_seed(2)
     theirs = torch_models.build(CONFIGS["sequence"]).double()

@@ -3,8 +3,8 @@
 One model, drawn by the torch backend and moved into JAX through its official state-dict names,
 takes the same steps in both frameworks: the loss, the gradient of every trained parameter
 (``jepa_jax.step.value_and_grad`` against torch's autograd), then AdamW with scheduled learning
-rate and weight decay (optax against ``jepa_torch.optim``) and the EMA of the target encoder
-(against ``jepa_torch.ema``), step after step. Masks padded to static sizes give the very loss
+rate and weight decay (optax against ``jepa_torch.training.optim``) and the EMA of the target encoder
+(against ``jepa_torch.models.ema``), step after step. Masks padded to static sizes give the very loss
 and gradients of the unpadded ones, so one compiled step serves batches of changing mask lengths.
 """
 
@@ -29,11 +29,11 @@ from jepa_jax.padding import pad_masks  # noqa: E402
 from jepa_jax.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR  # noqa: E402
 from jepa_jax.state_dict import from_state_dicts, state_dict  # noqa: E402
 from jepa_jax.vit import context_valid  # noqa: E402
-from jepa_torch.backend import backend as torch_backend  # noqa: E402
-from jepa_torch.checkpoint import official_state_dict  # noqa: E402
-from jepa_torch.ema import update_target_encoder_  # noqa: E402
-from jepa_torch.loss import grouped_prediction_loss  # noqa: E402
-from jepa_torch.optim import apply_schedules, make_optimizer  # noqa: E402
+from jepa_torch.conformance.backend import backend as torch_backend  # noqa: E402
+from jepa_torch.io.checkpoint import official_state_dict  # noqa: E402
+from jepa_torch.models.ema import update_target_encoder_  # noqa: E402
+from jepa_torch.objectives.loss import grouped_prediction_loss  # noqa: E402
+from jepa_torch.training.optim import apply_schedules, make_optimizer  # noqa: E402
 
 TOL = 1e-6
 LR = WarmupCosineLR(1e-4, 1e-3, 1e-6, warmup_steps=2, total_steps=10)
@@ -184,7 +184,7 @@ def test_whole_contexts_match_torch() -> None:
     loss, grads = jax_step.value_and_grad(_jax_model(model), jnp.asarray(tokens), [jnp.asarray(context)],
                                           [jnp.asarray(b) for b in blocks], "l2", "mean",
                                           context_valid([jnp.asarray(lengths)], 4))
-    from jepa_torch.vit import context_valid as torch_valid
+    from jepa_torch.models.vit import context_valid as torch_valid
 
     predictions, targets, _ = model(torch.from_numpy(tokens), [torch.from_numpy(context)],
                                     [torch.from_numpy(b) for b in blocks],

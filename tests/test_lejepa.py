@@ -14,16 +14,18 @@ from hypothesis import strategies as st
 from torch import nn
 
 from jepa_core import regularisers as spec
-from jepa_torch.checkpoint import CheckpointError, atomic_save, load_official
+from jepa_torch.io.checkpoint import CheckpointError, atomic_save, load_official
 from jepa_torch.config import DataConfig, MethodConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from jepa_torch.evaluation import EvalConfig, evaluate
-from jepa_torch.export import export_encoder, load_encoder
-from jepa_torch.lejepa import LeJEPA, LeJEPAStepConfig, lejepa_loss, lejepa_step, prediction_term_as_spec
+from jepa_torch.io.export import export_encoder, load_encoder
+from jepa_torch.methods.lejepa import LeJEPAStepConfig, lejepa_step
+from jepa_torch.models.lejepa import LeJEPA
+from jepa_torch.objectives.lejepa import lejepa_loss, prediction_term_as_spec
 from jepa_torch.models import build_vit
-from jepa_torch.monitor import FixedBatchMonitor
+from jepa_torch.evaluation.monitor import FixedBatchMonitor
 from jepa_torch.methods.inputs import directions_for_step
-from jepa_torch.train import train
-from jepa_torch.views import MultiCrop, view_generator
+from jepa_torch.training.loop import train
+from jepa_torch.data.views import MultiCrop, view_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -238,7 +240,7 @@ def test_online_probe_separates_an_informative_encoder_from_a_collapsed_one() ->
 
 def test_monitor_inputs_are_spread_over_the_split() -> None:
     """A split sorted by class (image folders) must not give the monitor one class only."""
-    from jepa_torch.monitor import _spread
+    from jepa_torch.evaluation.monitor import _spread
 
     assert _spread(10, 4) == [0, 3, 6, 9]
     assert _spread(3, 10) == [0, 1, 2]

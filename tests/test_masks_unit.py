@@ -170,7 +170,7 @@ def test_masks_do_not_import_torch() -> None:
 
 def test_render_masks_writes_a_png(tmp_path: Any) -> None:
     pytest.importorskip("matplotlib")
-    from jepa_torch.plots import render_masks
+    from jepa_torch.io.plots import render_masks
 
     batch = M.sample_masks((8, 8), M.MaskConfig(min_keep=4), 0, 3)
     written = render_masks(batch, (8, 8), tmp_path / "a" / "masks.png", samples=2)

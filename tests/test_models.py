@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_torch.checkpoint import CheckpointError, infer_model_config, load_official, save_official
+from jepa_torch.io.checkpoint import CheckpointError, infer_model_config, load_official, save_official
 from jepa_torch.config import ModelConfig
 from jepa_torch.models import (
     EncoderConfig,

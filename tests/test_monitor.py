@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from jepa_torch import train as train_module
+from jepa_torch.training import loop as train_module
 from jepa_torch.config import DataConfig, ModelConfig, TrainConfig
 from jepa_torch.data import build_dataset
-from jepa_torch.monitor import FixedBatchMonitor, collapse_stats, feature_std, rankme
-from jepa_torch.train import train
+from jepa_torch.evaluation.monitor import FixedBatchMonitor, collapse_stats, feature_std, rankme
+from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
 
@@ -69,7 +69,7 @@ def test_statistics_are_of_centred_features() -> None:
 
 def test_a_shared_direction_is_no_false_alarm(monitor_data: tuple[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
     monitor = _monitor(monitor_data, patience=1)
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.monitor"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.evaluation.monitor"):
         for step in range(1, 5):
             row = monitor.measure(_SharedDirection(), step)
     assert row["rankme"] > 10 and row["probe_linear"] > 0.8
@@ -79,7 +79,7 @@ def test_a_shared_direction_is_no_false_alarm(monitor_data: tuple[Any, Any], cap
 def test_a_collapsed_encoder_warns_once_after_patience_naming_the_criterion(
         monitor_data: tuple[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
     monitor = _monitor(monitor_data, patience=3, warn_after=2)
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.monitor"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.evaluation.monitor"):
         said = []
         for step in range(1, 9):
             monitor.measure(_Constant(), step)
@@ -93,7 +93,7 @@ def test_a_collapsed_encoder_warns_once_after_patience_naming_the_criterion(
 def test_a_passing_low_reading_does_not_warn_and_a_recovery_is_said(
         monitor_data: tuple[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
     monitor = _monitor(monitor_data, patience=2)
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.monitor"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.evaluation.monitor"):
         for step, encoder in enumerate([_Constant(), _Pixels(), _Constant(), _Pixels()], start=1):
             monitor.measure(encoder, step)
         assert _warnings(caplog) == []  # never two low readings in a row
@@ -108,7 +108,7 @@ def test_a_passing_low_reading_does_not_warn_and_a_recovery_is_said(
 def test_a_quiet_monitor_measures_but_does_not_speak(monitor_data: tuple[Any, Any],
                                                      caplog: pytest.LogCaptureFixture) -> None:
     monitor = _monitor(monitor_data, patience=1, speak=False)
-    with caplog.at_level(logging.WARNING, logger="jepa_torch.monitor"):
+    with caplog.at_level(logging.WARNING, logger="jepa_torch.evaluation.monitor"):
         monitor.measure(_Constant(), 1)
     assert monitor.warned and _warnings(caplog) == []
 

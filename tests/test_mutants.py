@@ -15,7 +15,7 @@ import pytest
 from tests.mutants import MUTANTS
 from tests.mutants.run import ROOT, Outcome, run_many, run_suite
 
-CORRECT = ["jepa_core.reference:backend", "jepa_torch.backend:backend"]
+CORRECT = ["jepa_core.reference:backend", "jepa_torch.conformance.backend:backend"]
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from jepa_torch.checkpoint import read_official
-from jepa_torch.export import export_encoder
+from jepa_torch.io.checkpoint import read_official
+from jepa_torch.io.export import export_encoder
 from jepa_torch.models import JEPA, build_image_jepa
-from jepa_torch.optim import (from_official_optimizer_state, make_optimizer, official_param_groups,
-                              to_official_optimizer_state)
-from jepa_torch.resume import list_checkpoints
-from jepa_torch.step import StepConfig, train_step
-from jepa_torch.train import train
+from jepa_torch.training.optim import (from_official_optimizer_state, make_optimizer, official_param_groups,
+                                       to_official_optimizer_state)
+from jepa_torch.training.resume import list_checkpoints
+from jepa_torch.methods.step import StepConfig, train_step
+from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
 

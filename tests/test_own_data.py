@@ -12,11 +12,11 @@ from PIL import Image
 
 from jepa_torch.cli import main
 from jepa_torch.config import ConfigError, DataConfig, MethodConfig, TrainConfig
-from jepa_torch.config_io import load_config, save_config
+from jepa_torch.config.yaml_io import load_config, save_config
 from jepa_torch.data import build_dataset
 from jepa_torch.evaluation import EvaluationError
 from jepa_torch.evaluation.features import run_splits
-from jepa_torch.train import train
+from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
 

@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jepa_torch.pos_embed import sincos_pos_embed
-from jepa_torch.predictor import Predictor
-from jepa_torch.vit import VisionTransformer
+from jepa_torch.models.positions import sincos_pos_embed
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.models.vit import VisionTransformer
 from tests.official_oracle import predictor_forward, random_masks, randomize_
 
 N, D, DP, HEADS = 16, 32, 16, 2

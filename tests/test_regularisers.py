@@ -15,7 +15,7 @@ from torch.multiprocessing.spawn import spawn
 from torch.nn.parallel import DistributedDataParallel
 
 from jepa_core import regularisers as spec
-from jepa_torch.regularisers import (
+from jepa_torch.objectives.regularisers import (
     default_knots,
     sigreg,
     sigreg_directions,

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jepa_torch.checkpoint import CheckpointError, load_official, save_official
+from jepa_torch.io.checkpoint import CheckpointError, load_official, save_official
 from jepa_torch.models import JEPA, build_image_jepa
 
 OPTIONS = {"patch_size": 8, "depth": 2, "pred_depth": 1, "pred_emb_dim": 48}

@@ -9,12 +9,12 @@ import torch
 
 import jepa_core as jc
 from jepa_torch.models import build_image_jepa, build_sequence_jepa
-from jepa_torch.optim import apply_schedules, make_optimizer, param_groups
-from jepa_torch.loss import grouped_prediction_loss
-from jepa_torch.protocol_adapters import (BlockPredictor, ContextView, MaskedContextEncoder,
-                                         NormalisedTargetEncoder, smooth_l1_loss)
+from jepa_torch.training.optim import apply_schedules, make_optimizer, param_groups
+from jepa_torch.objectives.loss import grouped_prediction_loss
+from jepa_torch.conformance.protocol_adapters import (BlockPredictor, ContextView, MaskedContextEncoder,
+                                                      NormalisedTargetEncoder, smooth_l1_loss)
 from jepa_torch.models import JEPA, group_by_length
-from jepa_torch.step import StepConfig, train_step
+from jepa_torch.methods.step import StepConfig, train_step
 
 
 def _tiny_image_model(seed: int = 0) -> JEPA:

@@ -21,15 +21,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_torch.config import ConfigError, MethodConfig, RunConfig, TrainConfig
-from jepa_torch.ema import update_target_encoder_
+from jepa_torch.models.ema import update_target_encoder_
 from jepa_torch.evaluation import EvalConfig, evaluate
-from jepa_torch.export import load_encoder
+from jepa_torch.io.export import load_encoder
 from jepa_torch.methods import RunInfo, Supports, register
 from jepa_torch.methods.inputs import masks_for_step
-from jepa_torch.models import JEPAConfig, ProjectorConfig, make_encoder, make_projector, make_target_encoder, model_config
-from jepa_torch.representation import layer_norm_targets
-from jepa_torch.step import StepResult
-from jepa_torch.train import train
+from jepa_torch.config.model import model_config
+from jepa_torch.models import JEPAConfig, ProjectorConfig, make_encoder, make_projector, make_target_encoder
+from jepa_torch.objectives.representation import layer_norm_targets
+from jepa_torch.methods.step import StepResult
+from jepa_torch.training.loop import train
 from jepa_core.schedules import MomentumSchedule
 from tests.test_train import tiny_config
 

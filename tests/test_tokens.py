@@ -14,10 +14,10 @@ from jepa_torch.models import (
     make_target_encoder,
     output_size,
 )
-from jepa_torch.optim import make_optimizer
-from jepa_torch.pos_embed import sincos_1d
-from jepa_torch.tokens import SequenceTransformer
-from jepa_torch.vit import apply_masks
+from jepa_torch.training.optim import make_optimizer
+from jepa_torch.models.positions import sincos_1d
+from jepa_torch.models.tokens import SequenceTransformer
+from jepa_torch.models.vit import apply_masks
 from tests.official_oracle import predictor_forward, random_masks, randomize_, sequence_encoder_forward
 
 
@@ -48,7 +48,7 @@ def test_sequence_encoder_equals_the_oracle_with_and_without_masks() -> None:
 
 def test_sequence_predictor_uses_1d_positions_and_the_official_order() -> None:
     enc = small_seq()
-    pred = build_predictor(enc, depth=1, emb_dim=16)
+    pred = build_predictor(enc, depth=1, pred_emb_dim=16)
     randomize_(pred, seed=3)
     assert pred.grid == (12,) and pred.num_heads == 4
     x = torch.randn(2, 12, 5)

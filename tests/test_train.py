@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_torch import train as train_module
+from jepa_torch.training import loop as train_module
 from jepa_torch.methods import ijepa as ijepa_module
-from jepa_torch.checkpoint import CheckpointError
+from jepa_torch.io.checkpoint import CheckpointError
 from jepa_torch.config import DataConfig, MaskSection, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from jepa_torch.methods import get_method
-from jepa_torch.resume import list_checkpoints, load_training_checkpoint
-from jepa_torch.step import StepResult
-from jepa_torch.train import TrainingDiverged, train
+from jepa_torch.training.resume import list_checkpoints, load_training_checkpoint
+from jepa_torch.methods.step import StepResult
+from jepa_torch.training.loop import TrainingDiverged, train
 
 
 def tiny_config(out: Path, **run: object) -> TrainConfig:
@@ -84,7 +84,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         train(tiny_config(out, max_steps=10), progress=False)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [4]
     cfg = tiny_config(out)
-    from jepa_torch.train import build_model  # the same architecture, to load into
+    from jepa_torch.training.loop import build_model  # the same architecture, to load into
     from jepa_torch.data import build_dataset, input_spec
 
     model, _ = build_model(cfg, input_spec(build_dataset(cfg)))
@@ -115,7 +115,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path: Path, monkeypatch: 
 
 def test_the_trainer_applies_the_schedules_the_law_suite_checks(tmp_path: Path) -> None:
     """At optimiser step k the run uses lr(k), wd(k) and momentum(k) of the torch backend's schedules."""
-    from jepa_torch.backend import backend
+    from jepa_torch.conformance.backend import backend
     from jepa_torch.data import build_dataset
 
     cfg = tiny_config(tmp_path / "run", max_steps=12)

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jepa_torch.pos_embed import sincos_1d, sincos_pos_embed
+from jepa_torch.models.positions import sincos_1d, sincos_pos_embed
 from jepa_torch.models import VIT_PRESETS
-from jepa_torch.vit import VisionTransformer, apply_masks, repeat_interleave_batch
+from jepa_torch.models.vit import VisionTransformer, apply_masks, repeat_interleave_batch
 from tests.official_oracle import encoder_forward, gather_masks, interleave_chunks, random_masks, randomize_
 
 

@@ -17,13 +17,13 @@ import torch
 
 from jepa_core.masks import MaskConfig, sample_masks
 from jepa_torch.config import ConfigError, MaskSection
-from jepa_torch.config_io import config_from_dict
+from jepa_torch.config.yaml_io import config_from_dict
 from jepa_torch.models import JEPA, build_image_jepa
-from jepa_torch.optim import make_optimizer
-from jepa_torch.regularisers import variance_covariance
-from jepa_torch.step import StepConfig, train_step
-from jepa_torch.train import train
-from jepa_torch.vit import context_valid
+from jepa_torch.training.optim import make_optimizer
+from jepa_torch.objectives.regularisers import variance_covariance
+from jepa_torch.methods.step import StepConfig, train_step
+from jepa_torch.training.loop import train
+from jepa_torch.models.vit import context_valid
 
 from .test_train import tiny_config
 

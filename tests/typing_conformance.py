@@ -11,9 +11,9 @@ from torch import Tensor
 from jepa_core.backend import Backend
 from jepa_core.protocols import ContextEncoder, Predictor, RepresentationLoss, TargetEncoder
 from jepa_core.reference import backend as reference_backend
-from jepa_torch.backend import backend as torch_backend
+from jepa_torch.conformance.backend import backend as torch_backend
 from jepa_torch.models import build_sequence_jepa, make_target_encoder
-from jepa_torch.protocol_adapters import (
+from jepa_torch.conformance.protocol_adapters import (
     BlockPredictor,
     ContextView,
     EncodedContext,

@@ -35,9 +35,9 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import DataError, ImageFolderDataset, JepaDataset, _one_line
-from ..transforms import official_transforms
-from .store import FeatureStore, StoreWriter
+from jepa_torch.data.datasets import DataError, ImageFolderDataset, JepaDataset, _one_line
+from jepa_torch.data.transforms import official_transforms
+from jepa_torch.evaluation.store import FeatureStore, StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class LabelledSplit:
 
 def run_splits(cfg: Any) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
     """A run's training split and held-out split, un-augmented, with its class names."""
-    from ..data import build_dataset
+    from jepa_torch.data.datasets import build_dataset
 
     if not cfg.data.holdout_fraction > 0:
         raise EvaluationError("the run held out no data (data.holdout_fraction=0); give --train PATH --val PATH "
@@ -234,7 +234,7 @@ class EncoderBatches:
         return -(-int(self.rows.sum()) // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, NDArray[np.int64]]]:
-        from .probes import visit_order
+        from jepa_torch.evaluation.probes import visit_order
 
         plan = visit_order(self.rows, self.chunk, self.seed, epoch)
         visit = np.concatenate([kept for _, kept in plan]) if plan else np.zeros(0, np.int64)

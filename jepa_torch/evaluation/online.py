@@ -1,6 +1,6 @@
 """The online probe of the training monitor: a linear probe fitted in memory on a few hundred rows.
 
-The monitor (``jepa_torch.monitor``) fits it every ``run.monitor_every`` steps on a fixed batch, so it
+The monitor (``jepa_torch.evaluation.monitor``) fits it every ``run.monitor_every`` steps on a fixed batch, so it
 must be quick and need no tuning: scikit-learn's logistic regression on standardised features at one
 inverse regularisation ``C`` (or ``C`` chosen by 3-fold stratified cross-validation on the training
 rows alone when a grid is given). The full evaluation's probes are in :mod:`.probes`.

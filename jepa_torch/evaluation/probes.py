@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from .store import FeatureStore
+from jepa_torch.evaluation.store import FeatureStore
 
 __all__ = ["ArrayBatches", "AttentiveProbe", "Batches", "HeadGrid", "LinearHead", "Standardise", "StoreBatches",
            "knn_predict", "predict", "predict_on", "train_heads", "visit_order"]

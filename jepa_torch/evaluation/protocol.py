@@ -27,11 +27,12 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from .features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource, LabelledSplit, PixelFeatures,
-                       bound_heap_growth, extract, folder_splits, run_splits, stored_order, token_bytes)
-from .probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead, Standardise,
-                     StoreBatches, knn_predict, predict, predict_on, train_heads)
-from .store import FeatureStore
+from jepa_torch.evaluation.features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource,
+                                            LabelledSplit, PixelFeatures, bound_heap_growth, extract, folder_splits,
+                                            run_splits, stored_order, token_bytes)
+from jepa_torch.evaluation.probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead,
+                                          Standardise, StoreBatches, knn_predict, predict, predict_on, train_heads)
+from jepa_torch.evaluation.store import FeatureStore
 
 __all__ = ["PROBES", "EvalConfig", "EvalReport", "LowShotScore", "ProbeScore", "evaluate", "parse_shots",
            "peak_rss_mib"]
@@ -229,8 +230,8 @@ class _Checkpoint:
 
 
 def _open(path: Path) -> _Checkpoint:
-    from ..checkpoint import CheckpointError, read_official
-    from ..config_io import config_from_dict
+    from jepa_torch.io.checkpoint import CheckpointError, read_official
+    from jepa_torch.config.yaml_io import config_from_dict
 
     if path.suffix == ".safetensors":
         return _Checkpoint(path, None, 0, "export", None)
@@ -244,7 +245,7 @@ def _open(path: Path) -> _Checkpoint:
 
 
 def _encoder(ckpt: _Checkpoint, which: str) -> nn.Module:
-    from ..export import load_encoder
+    from jepa_torch.io.export import load_encoder
 
     source = ckpt.path if ckpt.content is None else ckpt.content
     encoder: nn.Module = load_encoder(source, which=which)  # type: ignore[arg-type]
@@ -256,7 +257,7 @@ def _label(ckpt: _Checkpoint, which: str) -> str:
         return "exported encoder"
     if ckpt.method == "official":
         return f"{which} encoder"
-    from ..methods import get_method
+    from jepa_torch.methods import get_method
 
     method = get_method(ckpt.method)
     if method.encoders["target"] == method.encoders["context"]:  # one encoder, no EMA copy
@@ -267,8 +268,8 @@ def _label(ckpt: _Checkpoint, which: str) -> str:
 def _random_twin(ckpt: _Checkpoint, reference: nn.Module) -> nn.Module:
     """The same architecture at initialisation: a run's own first draw (its seed; the encoder's weights are
     drawn first), else seed 0. Built from the checkpoint's model config, or the tensors' shapes without one."""
-    from ..checkpoint import infer_vit_config
-    from ..models import JEPAConfig, make_encoder
+    from jepa_torch.io.checkpoint import infer_vit_config
+    from jepa_torch.models.jepa import JEPAConfig, make_encoder
 
     torch.manual_seed(0 if ckpt.config is None else ckpt.config.run.seed)
     stored = None if ckpt.content is None else ckpt.content.get("model")
@@ -551,7 +552,7 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
 
 def write_json(report: EvalReport, path: str | Path) -> Path:
     """The report as JSON (atomically)."""
-    from ..files import atomic_write
+    from jepa_torch.io.files import atomic_write
 
     text = json.dumps(report.to_dict(), indent=1).encode()
     atomic_write(Path(path), lambda f: f.write(text))

@@ -7,17 +7,17 @@
 one module that defines a :class:`Method` and calls :func:`register`.
 """
 
-from .base import Method as Method
-from .base import RunInfo as RunInfo
-from .base import Stepper as Stepper
-from .base import Supports as Supports
-from .base import encoder_of as encoder_of
-from .ijepa import IJEPA as IJEPA
-from .lejepa import LeJEPAMethod as LeJEPAMethod
-from .registry import get_method as get_method
-from .registry import load_model as load_model
-from .registry import method_names as method_names
-from .registry import register as register
+from jepa_torch.methods.base import Method as Method
+from jepa_torch.methods.base import RunInfo as RunInfo
+from jepa_torch.methods.base import Stepper as Stepper
+from jepa_torch.methods.base import Supports as Supports
+from jepa_torch.methods.base import encoder_of as encoder_of
+from jepa_torch.methods.ijepa import IJEPA as IJEPA
+from jepa_torch.methods.lejepa import LeJEPAMethod as LeJEPAMethod
+from jepa_torch.methods.registry import get_method as get_method
+from jepa_torch.methods.registry import load_model as load_model
+from jepa_torch.methods.registry import method_names as method_names
+from jepa_torch.methods.registry import register as register
 
 register(IJEPA())
 register(LeJEPAMethod())

@@ -1,9 +1,9 @@
 """A training method as one object: everything in which I-JEPA, LeJEPA and the next method differ.
 
-The loop (``jepa_torch.train``), resume, the monitor, evaluation and export know a method only
+The loop (``jepa_torch.training.loop``), resume, the monitor, evaluation and export know a method only
 through :class:`Method`; none of them tests a method's name or class. A method
 
-- builds its networks from the one model config (``jepa_torch.models.JEPAConfig``), which every
+- builds its networks from the one model config (``jepa_torch.models.jepa.JEPAConfig``), which every
   checkpoint stores under ``model``;
 - names its networks as its checkpoints hold them (:meth:`Method.networks`), says which of them the
   optimiser trains (:attr:`Method.trained`) and which holds the encoder to evaluate and export
@@ -27,11 +27,11 @@ import torch
 from torch import Tensor, nn
 from torch.distributed.device_mesh import DeviceMesh
 
-from ..config import TrainConfig
-from ..data import InputSpec
-from ..models import JEPAConfig
-from ..plan import Plan
-from ..step import StepResult
+from jepa_torch.config.schema import TrainConfig
+from jepa_torch.data.datasets import InputSpec
+from jepa_torch.models.jepa import JEPAConfig
+from jepa_torch.config.plan import Plan
+from jepa_torch.methods.step import StepResult
 
 __all__ = ["Method", "RunInfo", "Stepper", "Supports", "encoder_of"]
 
@@ -133,7 +133,7 @@ class Method(Protocol):
         ...
 
     def model_config(self, cfg: TrainConfig, spec: InputSpec) -> JEPAConfig:
-        """The networks' config for a run on data of ``spec`` (``jepa_torch.data.input_spec``)."""
+        """The networks' config for a run on data of ``spec`` (``jepa_torch.data.datasets.input_spec``)."""
         ...
 
     def build(self, config: JEPAConfig) -> nn.Module:

@@ -3,7 +3,7 @@
 Networks (checkpoint entries): ``encoder`` (the context encoder), ``predictor``, ``target_encoder``
 (its EMA, evaluated and exported by default). A step's inputs are the masks of ``mask.*``, drawn for the
 global batch from (seed, step) and sliced by rank (:func:`~jepa_torch.methods.inputs.masks_for_step`);
-the step is ``jepa_torch.step.train_step`` (with the optional VICReg and SIGReg terms of
+the step is ``jepa_torch.methods.step.train_step`` (with the optional VICReg and SIGReg terms of
 ``optimization.*``), then the EMA with the step's momentum.
 """
 
@@ -20,14 +20,15 @@ from torch.distributed.device_mesh import DeviceMesh
 from jepa_core.masks import sample_masks
 from jepa_core.schedules import MomentumSchedule
 
-from ..config import TrainConfig
-from ..data import InputSpec
-from ..fsdp import shard
-from ..models import JEPA, JEPAConfig, build, model_config
-from ..plots import render_masks, unit_range
-from ..step import StepConfig, StepResult, compile_model, train_step
-from .base import RunInfo, Supports
-from .inputs import directions_for_step, masks_for_step
+from jepa_torch.config.schema import TrainConfig
+from jepa_torch.data.datasets import InputSpec
+from jepa_torch.models.sharding import shard
+from jepa_torch.config.model import model_config
+from jepa_torch.models.jepa import JEPA, JEPAConfig, build
+from jepa_torch.io.plots import render_masks, unit_range
+from jepa_torch.methods.step import StepConfig, StepResult, compile_model, train_step
+from jepa_torch.methods.base import RunInfo, Supports
+from jepa_torch.methods.inputs import directions_for_step, masks_for_step
 
 __all__ = ["IJEPA", "MaskedBatch"]
 

@@ -9,8 +9,8 @@ from torch import Tensor
 from jepa_core.mask_schedules import TargetScaleSchedule, config_at
 from jepa_core.masks import MaskConfig, sample_masks, sample_masks_1d
 
-from ..config import TrainConfig
-from ..regularisers import sigreg_directions
+from jepa_torch.config.schema import TrainConfig
+from jepa_torch.objectives.regularisers import sigreg_directions
 
 __all__ = ["directions_for_step", "masks_for_step"]
 

@@ -3,12 +3,13 @@
 Networks (checkpoint entries): ``encoder`` (evaluated and exported; LeJEPA has no target copy) and
 ``projector`` (the head whose output SIGReg shapes). A step's inputs are ``method.*``'s multi-crop
 views of the un-augmented batch, their crops drawn from (seed, step) for the global batch and sliced
-by rank; the step is ``jepa_torch.lejepa.lejepa_step`` with the step's SIGReg directions.
+by rank; the step is :func:`lejepa_step` with the step's SIGReg directions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -16,17 +17,20 @@ import torch
 from torch import Tensor, nn
 from torch.distributed.device_mesh import DeviceMesh
 
-from ..config import ConfigError, TrainConfig
-from ..data import InputSpec
-from ..lejepa import LeJEPA, LeJEPAStepConfig, lejepa_step
-from ..models import JEPAConfig, ProjectorConfig, make_encoder, make_projector, model_config
-from ..plots import render_views, unit_range
-from ..step import StepResult
-from ..views import MultiCrop, view_generator
-from .base import RunInfo, Supports
-from .inputs import directions_for_step
+from jepa_torch.config.schema import ConfigError, TrainConfig
+from jepa_torch.data.datasets import InputSpec
+from jepa_torch.config.schema import Precision
+from jepa_torch.models.lejepa import LeJEPA
+from jepa_torch.objectives.lejepa import lejepa_loss
+from jepa_torch.config.model import model_config
+from jepa_torch.models.jepa import JEPAConfig, ProjectorConfig, make_encoder, make_projector
+from jepa_torch.io.plots import render_views, unit_range
+from jepa_torch.methods.step import StepResult, autocast_for, backward_and_step
+from jepa_torch.data.views import MultiCrop, view_generator
+from jepa_torch.methods.base import RunInfo, Supports
+from jepa_torch.methods.inputs import directions_for_step
 
-__all__ = ["LeJEPAMethod", "multicrop"]
+__all__ = ["LeJEPAMethod", "LeJEPAStepConfig", "lejepa_step", "multicrop"]
 
 
 def multicrop(cfg: TrainConfig) -> MultiCrop:
@@ -114,3 +118,40 @@ class LeJEPASteps:
 
     def logged(self, step: int) -> dict[str, float]:
         return {}
+
+
+@dataclass(frozen=True)
+class LeJEPAStepConfig:
+    """What one LeJEPA step computes.
+
+    Attributes:
+        num_global: how many of the views are global (the centre's).
+        lam: SIGReg's trade-off ``lambda``: ``loss = (1 - lambda) * prediction + lambda * SIGReg``.
+        grad_clip: clip the global gradient norm to this value (None: off).
+        precision: ``"auto"`` (bf16 on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
+    """
+
+    num_global: int = 2
+    lam: float = 0.05
+    grad_clip: float | None = None
+    precision: Precision = "auto"
+
+    def __post_init__(self) -> None:
+        if self.num_global < 1:
+            raise ValueError(f"num_global={self.num_global}: need at least one global view")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam={self.lam}: must be in [0, 1]")
+
+
+def lejepa_step(model: nn.Module, optimizer: torch.optim.Optimizer, views: list[Tensor], directions: Tensor,
+                knots: Tensor, config: LeJEPAStepConfig = LeJEPAStepConfig()) -> StepResult:
+    """One optimisation step of the encoder and projector on one batch's views (global first).
+
+    ``model`` is a :class:`LeJEPA` or its DistributedDataParallel wrapper.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_for(views[0].device, config.precision):
+        z = model(views)  # (V, B, K)
+    loss, prediction, regulariser = lejepa_loss(z, config.num_global, directions, knots, config.lam)
+    grad_norm = backward_and_step(loss, optimizer, config.grad_clip)
+    return StepResult(loss.detach(), prediction.detach(), regulariser.detach(), grad_norm)

@@ -1,6 +1,6 @@
 """The methods by name: ``register`` one, ``get_method`` it back; a config naming none is refused.
 
-Registering a method also tells the config (``jepa_torch.config.register_method_check``) that the name
+Registering a method also tells the config (``jepa_torch.config.schema.register_method_check``) that the name
 exists and what it refuses, so ``TrainConfig(method=MethodConfig(name=...))`` checks the options against
 the method's :class:`~jepa_torch.methods.base.Supports` at construction, in one line.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_official, load_strict, read_official
-from ..config import ConfigError, TrainConfig, known_methods, register_method_check
-from ..models import JEPA, JEPAConfig
-from .base import Method
+from jepa_torch.io.checkpoint import CheckpointError, load_official, load_strict, read_official
+from jepa_torch.config.schema import ConfigError, TrainConfig, known_methods, register_method_check
+from jepa_torch.models.jepa import JEPA, JEPAConfig
+from jepa_torch.methods.base import Method
 
 __all__ = ["get_method", "load_model", "method_names", "register"]
 
@@ -77,7 +77,7 @@ def load_model(source: str | PathLike[str] | Mapping[str, Any], **official: Any)
     A checkpoint of ours that names its method (format 3) is built by that method from its stored model
     config and every network is loaded strictly (LeJEPA: its encoder and projector). Any other file (an
     official I-JEPA checkpoint, ours before format 3) is read as I-JEPA's three networks
-    (``jepa_torch.checkpoint.load_official``, which takes ``official``'s options).
+    (``jepa_torch.io.checkpoint.load_official``, which takes ``official``'s options).
 
     Raises:
         CheckpointError: unreadable, corrupt, or a network that does not fit, in one line.

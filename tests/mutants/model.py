@@ -14,11 +14,11 @@ from jepa_core.loss import Reduction, jepa_loss_blocks, mean_normalised
 from jepa_core.protocols import FloatArray, IndexArray
 from jepa_core.reference import ReferenceBackend, ReferenceModel
 from jepa_core.representation import LossKind
-from jepa_torch.backend import TorchBackend
-from jepa_torch.predictor import Predictor
+from jepa_torch.conformance.backend import TorchBackend
+from jepa_torch.models.predictor import Predictor
 from jepa_torch.models import JEPA
-from jepa_torch.representation import layer_norm_targets
-from jepa_torch.vit import apply_masks
+from jepa_torch.objectives.representation import layer_norm_targets
+from jepa_torch.models.vit import apply_masks
 
 from ._registry import mutant
 

@@ -36,8 +36,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .config import TrainConfig
-from .transforms import official_transforms
+from jepa_torch.config.schema import TrainConfig
+from jepa_torch.data.transforms import official_transforms
 
 __all__ = [
     "SPLIT_SEED",

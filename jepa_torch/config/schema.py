@@ -4,7 +4,7 @@ A run is described by one :class:`TrainConfig` with five sections. Every field h
 default, so a YAML file names only what it changes. Values are checked once, here, and a
 bad one raises :class:`ConfigError` naming the key (``optimization.lr``) and the fix.
 Loading YAML, ``--set`` overrides and the official I-JEPA YAML layout live in
-``jepa_torch.config_io``.
+``jepa_torch.config.yaml_io``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _non_negative(section: str, obj: object, *names: str) -> None:
 def check_step_options(section: str, options: object) -> None:
     """The rules of the options a training step reads (``loss``, ``var_weight``, ``cov_weight``,
     ``sigreg_weight``, ``sigreg_embedding``, ``grad_clip``), stated once for the config's
-    ``optimization`` section and for ``jepa_torch.step.StepConfig``.
+    ``optimization`` section and for ``jepa_torch.methods.step.StepConfig``.
 
     Raises:
         ConfigError: naming ``<section>.<option>`` and the fix.
@@ -407,7 +407,7 @@ class RunConfig:
         parallel: how several processes (torchrun) share the work: ``ddp`` (each holds the whole
             networks and optimiser state, gradients are averaged) or ``fsdp`` (FSDP2: each holds
             ``1 / N`` of every parameter, gradient, optimiser state and of the EMA target, which is
-            updated shard by shard; ``jepa_torch.fsdp``). The same losses either way; one process
+            updated shard by shard; ``jepa_torch.models.sharding``). The same losses either way; one process
             ignores it.
         activation_checkpointing: keep only each block's input of the context encoder and the
             predictor for the backward and recompute the block there (less memory, about a third

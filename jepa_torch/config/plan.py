@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ConfigError, TrainConfig
+from jepa_torch.config.schema import ConfigError, TrainConfig
 
 __all__ = ["Plan", "make_plan"]
 

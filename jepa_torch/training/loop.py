@@ -39,17 +39,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from jepa_core.schedules import CosineWeightDecay, WarmupCosineLR
 
-from .checkpoint import CheckpointError, UnreadableCheckpoint
-from .config import ConfigError, TrainConfig
-from .config_io import config_to_dict, save_config
-from .data import EpochBatches, InputSpec, build_dataset, input_spec, make_loader
-from .fsdp import held, is_sharded, mesh_for
-from .methods import Method, RunInfo, encoder_of, get_method
-from .monitor import FixedBatchMonitor
-from .optim import apply_schedules, make_optimizer
-from .plan import Plan, make_plan
-from .runlog import RunLogger
-from .resume import (
+from jepa_torch.io.checkpoint import CheckpointError, UnreadableCheckpoint
+from jepa_torch.config.schema import ConfigError, TrainConfig
+from jepa_torch.config.yaml_io import config_to_dict, save_config
+from jepa_torch.data.datasets import EpochBatches, InputSpec, build_dataset, input_spec, make_loader
+from jepa_torch.models.sharding import held, is_sharded, mesh_for
+from jepa_torch.methods import Method, RunInfo, encoder_of, get_method
+from jepa_torch.evaluation.monitor import FixedBatchMonitor
+from jepa_torch.training.optim import apply_schedules, make_optimizer
+from jepa_torch.config.plan import Plan, make_plan
+from jepa_torch.training.runlog import RunLogger
+from jepa_torch.training.resume import (
     ResumeState,
     checkpoint_path,
     last_verified_checkpoint,
@@ -60,7 +60,7 @@ from .resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from .step import resolved_precision
+from jepa_torch.methods.step import resolved_precision
 
 __all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "train"]
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from jepa_core.ema import check_momentum
 
-from .fsdp import held, reshard
+from jepa_torch.models.sharding import held, reshard
 
 __all__ = ["ema_update_", "update_target_encoder_"]
 
@@ -32,7 +32,7 @@ def update_target_encoder_(target_encoder: nn.Module, encoder: nn.Module, moment
     """EMA every parameter of ``target_encoder`` toward ``encoder`` (same architecture).
 
     Only parameters move; the fixed sin-cos position embeddings are equal in both. Sharded networks
-    (``jepa_torch.fsdp.shard``, which splits both alike) are updated shard by shard: each process
+    (``jepa_torch.models.sharding.shard``, which splits both alike) are updated shard by shard: each process
     moves the rows it holds, with no communication.
 
     Raises:
@@ -45,5 +45,5 @@ def update_target_encoder_(target_encoder: nn.Module, encoder: nn.Module, moment
     shapes = [(tuple(t.shape), tuple(c.shape)) for t, c in zip(tgt, ctx)]
     if len(tgt) != len(ctx) or any(a != b for a, b in shapes):
         raise ValueError("the target encoder and the encoder hold parameters of different shapes: "
-                         "shard both with jepa_torch.fsdp.shard, or neither")
+                         "shard both with jepa_torch.models.sharding.shard, or neither")
     ema_update_(tgt, ctx, momentum)

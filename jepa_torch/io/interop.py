@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, infer_vit_config, load_strict, strip_prefixes
-from .models import make_encoder
-from .vit import Block, PatchEmbed, TransformerEncoder
+from jepa_torch.io.checkpoint import CheckpointError, infer_vit_config, load_strict, strip_prefixes
+from jepa_torch.models.jepa import make_encoder
+from jepa_torch.models.vit import Block, PatchEmbed, TransformerEncoder
 
 __all__ = ["from_hf", "from_timm", "hf_state_dict", "our_state_dict_from_hf", "to_hf", "to_timm"]
 

@@ -1,7 +1,7 @@
 """The official I-JEPA pre-training transforms, and the evaluation ones.
 
 Every random draw comes from torch's global CPU generator, so a caller that seeds it
-(``jepa_torch.data`` does, per sample) gets a reproducible image.
+(``jepa_torch.data.datasets`` does, per sample) gets a reproducible image.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The JEPA loss in torch (the spec's ``jepa_core.loss``): a sum over target tokens, or its mean.
 
 All functions keep the spec's conventions: per-element losses
-(:mod:`jepa_torch.representation`) reduce over the feature axis, the objective is a sum
+(:mod:`jepa_torch.objectives.representation`) reduce over the feature axis, the objective is a sum
 over target tokens, and the mean is that sum divided by (target tokens x D), i.e.
 ``F.smooth_l1_loss(pred, target)``.
 """
@@ -17,7 +17,7 @@ from torch import Tensor
 from jepa_core.loss import Reduction
 from jepa_core.representation import LossKind, check_loss_kind
 
-from .representation import elementwise_loss
+from jepa_torch.objectives.representation import elementwise_loss
 
 __all__ = [
     "gather_tokens",

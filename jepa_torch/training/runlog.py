@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .files import atomic_write
+from jepa_torch.io.files import atomic_write
 
 __all__ = ["COLUMNS", "RunLogger", "read_log"]
 
@@ -91,6 +91,6 @@ class RunLogger:
 
     def plot(self, path: Path) -> None:
         """PNG of loss, learning rate and EMA momentum (and collapse monitors when logged)."""
-        from .plots import plot_training_curves
+        from jepa_torch.io.plots import plot_training_curves
 
         plot_training_curves(read_log(self.path), path)

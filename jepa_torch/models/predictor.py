@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pos_embed import sincos_pos_embed
-from .vit import LN_EPS, Block, MaskArg, as_mask_list, init_weights_, rescale_residual_, run_block
+from jepa_torch.models.positions import sincos_pos_embed
+from jepa_torch.models.vit import LN_EPS, Block, MaskArg, as_mask_list, init_weights_, rescale_residual_, run_block
 
 __all__ = ["Predictor"]
 
@@ -46,7 +46,7 @@ class Predictor(nn.Module):
         mlp_hidden_dim: explicit MLP hidden width.
         qkv_bias: bias on the fused qkv projections.
         init_std: std of the truncated-normal init (also of ``mask_token``).
-        depth_rescale: residual rescaling after init, as the official constructor (see ``jepa_torch.vit``).
+        depth_rescale: residual rescaling after init, as the official constructor (see ``jepa_torch.models.vit``).
     """
 
     def __init__(

@@ -28,7 +28,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 if TYPE_CHECKING:
-    from .models import JEPA
+    from jepa_torch.models.jepa import JEPA
 
 __all__ = ["gather_full", "held", "is_sharded", "local_bytes", "mesh_for", "reshard", "shard", "shard_like",
            "shard_optimizer_state"]

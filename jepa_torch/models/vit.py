@@ -1,14 +1,14 @@
 """The I-JEPA Vision Transformer encoder: patch embedding, sin-cos positions, pre-norm blocks.
 
 State-dict names and numerics follow the official I-JEPA code (``src/models/vision_transformer.py``)
-so that its checkpoints load strictly (see ``jepa_torch.checkpoint``): ``patch_embed.proj``,
+so that its checkpoints load strictly (see ``jepa_torch.io.checkpoint``): ``patch_embed.proj``,
 ``pos_embed`` (a non-trainable parameter), ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
 mlp.fc2}``, ``norm``; LayerNorm eps 1e-6; exact (erf) GELU; no class token; no dropout or drop-path
-(the official defaults are all 0). Presets (tiny .. giant) and builders are in ``jepa_torch.models``.
+(the official defaults are all 0). Presets (tiny .. giant) and builders are in ``jepa_torch.models.jepa``.
 
 Difference from the official module: an image of another size (a multiple of the patch) gets
 sin-cos positions computed for its own patch grid, spread over the trained grid's range
-(``jepa_torch.pos_embed.sincos_2d`` with ``span``): the multi-crop views of LeJEPA use this. The
+(``jepa_torch.models.positions.sincos_2d`` with ``span``): the multi-crop views of LeJEPA use this. The
 official ``interpolate_pos_encoding`` resamples the stored table instead, and treats its first
 position as a class token that this model does not have; at the trained size both are the identity.
 
@@ -27,7 +27,7 @@ weight (truncated normal 0.02, zero bias) and resets every ``nn.LayerNorm`` in b
 the Conv2d patch embedding and the predictor's ``mask_token`` keep their constructor draws (both
 plain truncated normal 0.02). Officially trained models therefore start *without* depth rescaling.
 Our constructors take ``depth_rescale`` (default True, as the official modules); the builders in
-``jepa_torch.models`` default to False, as the official training does.
+``jepa_torch.models.jepa`` default to False, as the official training does.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .pos_embed import sincos_pos_embed
+from jepa_torch.models.positions import sincos_pos_embed
 
 __all__ = [
     "Attention",
@@ -372,7 +372,7 @@ class TransformerEncoder(nn.Module):
     """Front end + fixed sin-cos positions + pre-norm blocks + final LayerNorm.
 
     Shared by the image encoder (``VisionTransformer``) and the sequence encoder
-    (``jepa_torch.tokens.SequenceTransformer``).
+    (``jepa_torch.models.tokens.SequenceTransformer``).
 
     Args:
         patch_embed: the front end; its ``grid`` sets the position embedding (1-D or 2-D).

@@ -1,8 +1,8 @@
-"""The torch backend of the law suite: ``pytest properties --jepa-backend=jepa_torch.backend:backend``.
+"""The torch backend of the law suite: ``pytest properties --jepa-backend=jepa_torch.conformance.backend:backend``.
 
-Every member runs the code that training runs: the losses of ``jepa_torch.loss`` and ``jepa_torch.representation``, the
-regularisers of ``jepa_torch.regularisers``, the fused EMA kernel of ``jepa_torch.ema``, and,
-in :meth:`TorchBackend.objective`, the training forward itself: a :class:`~jepa_torch.models.JEPA`
+Every member runs the code that training runs: the losses of ``jepa_torch.objectives.loss`` and ``jepa_torch.objectives.representation``, the
+regularisers of ``jepa_torch.objectives.regularisers``, the fused EMA kernel of ``jepa_torch.models.ema``, and,
+in :meth:`TorchBackend.objective`, the training forward itself: a :class:`~jepa_torch.models.jepa.JEPA`
 of the real transformer encoder (with the sequence front end), its EMA target encoder and the
 I-JEPA predictor, in float64, called as ``train_step`` calls it, and the training loss
 ``grouped_prediction_loss``. Schedules are the spec's own pure functions, which the trainer
@@ -24,14 +24,14 @@ from jepa_core.loss import Reduction
 from jepa_core.representation import LossKind
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
-from . import regularisers
-from .ema import ema_update_
-from .loss import grouped_prediction_loss, jepa_loss_blocks
-from .models import JEPA
-from .predictor import Predictor
-from .representation import elementwise_loss, layer_norm_targets
-from .tokens import SequenceTransformer
-from .vit import context_valid
+from jepa_torch.objectives import regularisers
+from jepa_torch.models.ema import ema_update_
+from jepa_torch.objectives.loss import grouped_prediction_loss, jepa_loss_blocks
+from jepa_torch.models.jepa import JEPA
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.objectives.representation import elementwise_loss, layer_norm_targets
+from jepa_torch.models.tokens import SequenceTransformer
+from jepa_torch.models.vit import context_valid
 
 __all__ = ["TorchBackend", "backend", "cuda_backend"]
 
@@ -47,7 +47,7 @@ class TorchBackend:
 
     @property
     def mask_sampler(self) -> Any:
-        """The spec's sampler, :mod:`jepa_core.masks`, which the trainer calls (``jepa_torch.train.masks_for_step``)."""
+        """The spec's sampler, :mod:`jepa_core.masks`, which the trainer calls (``jepa_torch.training.loop.masks_for_step``)."""
         import jepa_core.masks
 
         return jepa_core.masks
@@ -160,4 +160,4 @@ backend = TorchBackend()
 """The CPU torch backend instance."""
 
 cuda_backend = TorchBackend("cuda")
-"""The same backend on the GPU: ``--jepa-backend=jepa_torch.backend:cuda_backend``."""
+"""The same backend on the GPU: ``--jepa-backend=jepa_torch.conformance.backend:cuda_backend``."""

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .loss import gather_tokens
-from .representation import elementwise_loss, layer_norm_targets
-from .predictor import Predictor
-from .vit import TransformerEncoder
+from jepa_torch.objectives.loss import gather_tokens
+from jepa_torch.objectives.representation import elementwise_loss, layer_norm_targets
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.models.vit import TransformerEncoder
 
 __all__ = [
     "BlockPredictor",

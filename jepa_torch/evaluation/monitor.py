@@ -33,8 +33,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .evaluation.online import linear_probe_accuracy
-from .evaluation.probes import knn_predict
+from jepa_torch.evaluation.online import linear_probe_accuracy
+from jepa_torch.evaluation.probes import knn_predict
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class FixedBatchMonitor:
     """The monitors on one fixed batch of un-augmented training inputs, for the whole run.
 
     Args:
-        dataset: a split indexed by ``(seed, epoch, index)`` (``jepa_torch.data``), un-augmented.
+        dataset: a split indexed by ``(seed, epoch, index)`` (``jepa_torch.data.datasets``), un-augmented.
         device: where the encoder runs.
         size: how many inputs (spread evenly over the split, so a split sorted by class keeps every class).
         warn_after: no collapse warning up to this step (features of a freshly initialised ViT

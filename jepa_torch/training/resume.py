@@ -4,11 +4,11 @@ A training checkpoint (format 3) holds each of the method's networks under the n
 it (``jepa_torch.methods``), with ``module.`` keys; an I-JEPA checkpoint is therefore an official-layout
 file, written as the official trainer writes its own and readable by its resume: ``encoder``,
 ``predictor``, ``target_encoder``, ``opt`` in the official optimiser's four-group layout
-(``jepa_torch.optim.to_official_optimizer_state``; a method that trains one network has empty second
+(``jepa_torch.training.optim.to_official_optimizer_state``; a method that trains one network has empty second
 groups), ``scaler`` (a fresh gradient scaler's state, which its bf16 resume loads), ``epoch`` (completed
 epochs, where its resume restarts), ``loss``, ``batch_size``, ``world_size``, ``lr``. A LeJEPA checkpoint
 holds ``encoder`` and ``projector`` in the same way. Beside those every checkpoint says what it holds:
-``method`` (its name), ``model`` (the one model config, ``jepa_torch.models.JEPAConfig``, which every
+``method`` (its name), ``model`` (the one model config, ``jepa_torch.models.jepa.JEPAConfig``, which every
 loader builds from), ``encoders`` (``{"target": entry, "context": entry}``: where the encoder to evaluate
 and export is), and what an exact resume needs: the step, the resolved config, the global batch and
 world size, and the RNG states of torch, numpy and python.
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import (CheckpointError, atomic_save, load_strict, network_payload, read_official, unwrap,
-                         verify_digest)
-from .fsdp import gather_full, shard_optimizer_state
-from .optim import from_official_optimizer_state, to_official_optimizer_state
+from jepa_torch.io.checkpoint import (FORMAT_VERSION, OFFICIAL_OPT_FORMATS, CheckpointError, atomic_save, load_strict,
+                                      network_payload, read_official, unwrap, verify_digest)
+from jepa_torch.models.sharding import gather_full, shard_optimizer_state
+from jepa_torch.training.optim import from_official_optimizer_state, to_official_optimizer_state
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,9 +52,7 @@ __all__ = [
     "set_rng_state",
 ]
 
-FORMAT_VERSION = 3  # 3: the method's own entry names, method/model/encoders; 2: opt in the official layout,
-# module. keys, I-JEPA's three names for every method; 1: opt in ours, bare keys
-OFFICIAL_OPT_FORMATS = (2, 3)  # formats whose `opt` the official trainer loads
+
 
 # A gradient scaler's state as ``torch.amp.GradScaler()`` starts (init_scale 2**16): the official trainer
 # loads ``scaler`` whenever it trains in bf16, and would drop the whole resume on a None.
@@ -173,7 +171,7 @@ def save_training_checkpoint(
             architecture without inferring it (heads included).
         encoders: ``target`` and ``context`` -> the entry that holds that encoder.
 
-    Sharded networks (``jepa_torch.fsdp``) are written whole, in the same layout: every process
+    Sharded networks (``jepa_torch.models.sharding``) are written whole, in the same layout: every process
     calls this function (the gathering is a collective) and the one with ``write`` writes the file.
     """
     first, second = _pair(networks, trained)
@@ -210,7 +208,7 @@ def load_training_checkpoint(
 ) -> ResumeState:
     """Load a training checkpoint into the named networks (strictly) and the optimiser.
 
-    Sharded modules and their optimiser (``jepa_torch.fsdp``) load the same whole file: each process
+    Sharded modules and their optimiser (``jepa_torch.models.sharding``) load the same whole file: each process
     keeps its shards, so a run resumes on any number of processes.
 
     Args:

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .checkpoint import (DIGEST_KEY, OFFICIAL_PREFIX, CheckpointError, CheckpointWriteError, CorruptCheckpoint,
-                         atomic_save, infer_vit_config, load_strict, payload_digest, read_official, strip_prefixes)
-from .models import JEPAConfig, make_encoder
-from .resume import OFFICIAL_OPT_FORMATS
-from .files import atomic_write
-from .vit import TransformerEncoder
+from jepa_torch.io.checkpoint import (DIGEST_KEY, OFFICIAL_OPT_FORMATS, OFFICIAL_PREFIX, CheckpointError,
+                                      CheckpointWriteError, CorruptCheckpoint, atomic_save, infer_vit_config,
+                                      load_strict, payload_digest, read_official, strip_prefixes)
+from jepa_torch.models.jepa import JEPAConfig, make_encoder
+from jepa_torch.io.files import atomic_write
+from jepa_torch.models.vit import TransformerEncoder
 
 __all__ = ["encoder_entry", "export_encoder", "load_encoder"]
 

@@ -1,4 +1,4 @@
-"""Reading and writing :class:`~jepa_torch.config.TrainConfig`: YAML, ``--set`` overrides, the official layout.
+"""Reading and writing :class:`~jepa_torch.config.schema.TrainConfig`: YAML, ``--set`` overrides, the official layout.
 
 Every value is checked against the type of its dataclass field (read with
 ``typing.get_type_hints``, never a hand-written list of keys): an unknown section or
@@ -27,8 +27,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .config import ConfigError, TrainConfig
-from .files import atomic_write
+from jepa_torch.config.schema import ConfigError, TrainConfig
+from jepa_torch.io.files import atomic_write
 
 __all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "save_config"]
 

@@ -2,7 +2,7 @@
 
 What compares or normalises one representation: the per-element loss, reduced over the
 feature axis by its callers, and the official target normalisation. The JEPA loss built
-from them is :mod:`jepa_torch.loss`.
+from them is :mod:`jepa_torch.objectives.loss`.
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ An official checkpoint (``*.pth.tar``) is a ``torch.save``-d dict with the state
 ``_orig_mod.`` (saved from ``torch.compile``); both are stripped on read and never written.
 
 The architecture is read from tensor shapes into the one model config
-(``jepa_torch.models.JEPAConfig``, :func:`infer_model_config`): width, depth, patch size and channels, grid (square
+(``jepa_torch.models.jepa.JEPAConfig``, :func:`infer_model_config`): width, depth, patch size and channels, grid (square
 unless ``grid`` is given), MLP hidden width, predictor width and depth. Heads are not in the
 tensors: they come from the official preset of that width (``HEADS_BY_WIDTH``), or ``num_heads``.
 The predictor's heads default to the encoder's, as the official ``init_model`` builds it.
 
-A sequence encoder (``jepa_torch.tokens``) saved in this layout is recognised by its 2-D
+A sequence encoder (``jepa_torch.models.tokens``) saved in this layout is recognised by its 2-D
 ``patch_embed.proj.weight`` and read back as a ``SequenceTransformer``.
 
 Every file this project writes with :func:`atomic_save` carries ``digest``: the SHA-256 of its content
@@ -36,16 +36,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import WriteError, atomic_write
-from .fsdp import shard_like
-from .models import EncoderConfig, JEPAConfig, PredictorConfig, make_encoder, make_predictor
-from .pos_embed import sincos_pos_embed
+from jepa_torch.io.files import WriteError, atomic_write
+from jepa_torch.models.sharding import shard_like
+from jepa_torch.models.jepa import EncoderConfig, JEPAConfig, PredictorConfig, make_encoder, make_predictor
+from jepa_torch.models.positions import sincos_pos_embed
 from jepa_core.presets import HEADS_BY_WIDTH
-from .predictor import Predictor
-from .vit import TransformerEncoder
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.models.vit import TransformerEncoder
 
 __all__ = [
+    "FORMAT_VERSION",
     "OFFICIAL_MODEL_KEYS",
+    "OFFICIAL_OPT_FORMATS",
     "OFFICIAL_PREFIX",
     "CheckpointError",
     "CheckpointWriteError",
@@ -73,6 +75,12 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 StateDict = Mapping[str, torch.Tensor]
 OFFICIAL_MODEL_KEYS = ("encoder", "predictor", "target_encoder")
+FORMAT_VERSION = 3
+"""Our training checkpoints' format (``jepa_torch.training.resume``): 3, the method's own entry names with
+``method``, ``model`` and ``encoders``; 2, ``opt`` in the official layout, ``module.`` keys, I-JEPA's three
+names for every method; 1, ``opt`` in our layout, bare keys."""
+OFFICIAL_OPT_FORMATS = (2, 3)
+"""The formats whose ``opt`` is in the official layout, which the official trainer's resume loads."""
 _PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -286,7 +294,7 @@ def infer_model_config(encoder: StateDict, predictor: StateDict, *, num_heads: i
 def load_strict(module: nn.Module, state_dict: StateDict, what: str) -> None:
     """Load ``state_dict`` (prefixes stripped) into ``module``; every key and shape must match.
 
-    A sharded ``module`` (``jepa_torch.fsdp.shard``) takes whole tensors too: each process keeps its
+    A sharded ``module`` (``jepa_torch.models.sharding.shard``) takes whole tensors too: each process keeps its
     shard of each.
 
     Raises:
@@ -483,7 +491,7 @@ def official_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def atomic_save(obj: Mapping[str, Any], path: PathLike) -> None:
-    """``torch.save`` of ``obj`` and its digest (:data:`DIGEST_KEY`) through :func:`jepa_torch.files.atomic_write`:
+    """``torch.save`` of ``obj`` and its digest (:data:`DIGEST_KEY`) through :func:`jepa_torch.io.files.atomic_write`:
     all or nothing under ``path``, and a reader can tell whether the bytes it reads are the bytes written.
 
     Raises:
@@ -498,11 +506,12 @@ OFFICIAL_PREFIX = "module."
 """The official trainer wraps its three networks in DDP, so every key it writes and reads starts with this."""
 
 
-def network_payload(networks: Mapping[str, nn.Module], *, prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
+def network_payload(networks: Mapping[str, nn.Module], *,
+                    prefix: str = OFFICIAL_PREFIX) -> dict[str, dict[str, torch.Tensor]]:
     """One state-dict entry per named network, keys as the official trainer writes them.
 
     Whatever wraps the modules (DDP, ``torch.compile``) is removed first, then ``prefix`` is put in
-    front of every key exactly once. Sharded modules give DTensors (``jepa_torch.fsdp.gather_full``
+    front of every key exactly once. Sharded modules give DTensors (``jepa_torch.models.sharding.gather_full``
     makes them whole).
     """
     return {name: {prefix + key: value for key, value in official_state_dict(module).items()}

@@ -25,12 +25,12 @@ from torch.distributed.tensor import DTensor
 
 from jepa_core.representation import LossKind
 
-from .config import Precision, check_precision, check_step_options
-from .ema import update_target_encoder_
-from .loss import grouped_prediction_loss
-from .models import JEPA
-from .regularisers import sigreg, variance_covariance
-from .vit import context_valid
+from jepa_torch.config.schema import Precision, check_precision, check_step_options
+from jepa_torch.models.ema import update_target_encoder_
+from jepa_torch.objectives.loss import grouped_prediction_loss
+from jepa_torch.models.jepa import JEPA
+from jepa_torch.objectives.regularisers import sigreg, variance_covariance
+from jepa_torch.models.vit import context_valid
 
 __all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model", "pooled",
            "resolved_precision", "train_step"]
@@ -170,7 +170,7 @@ def train_step(
     """One optimisation step of the context encoder and predictor, then the EMA.
 
     The caller sets the learning rate and weight decay of ``optimizer`` for this step
-    (see ``jepa_torch.optim.apply_schedules``) and passes the step's EMA ``momentum``.
+    (see ``jepa_torch.training.optim.apply_schedules``) and passes the step's EMA ``momentum``.
 
     Args:
         model: the three networks.

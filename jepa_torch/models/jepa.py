@@ -7,13 +7,13 @@ ways, and every other entry point goes through one of them:
 
 - from a preset (:meth:`JEPAConfig.image`, :meth:`JEPAConfig.sequence`), as the official
   ``src/helper.py:init_model``: predictor depth 6, width 384, heads = the encoder's;
-- from a training config (:func:`model_config`), which is how ``train`` and ``evaluate`` build;
-- from state dicts (``jepa_torch.checkpoint.infer_model_config``), which is how official
+- from a training config (``jepa_torch.config.model.model_config``), which is how ``train`` builds;
+- from state dicts (``jepa_torch.io.checkpoint.infer_model_config``), which is how official
   checkpoints are read; the checkpoint module reads and maps keys, nothing else.
 
 Initialisation follows the official helper: ``depth_rescale=False`` because it re-draws every
 Linear layer after construction, which removes the residual rescaling the module constructors apply
-(details in ``jepa_torch.vit``). Pass ``depth_rescale=True`` to keep it.
+(details in ``jepa_torch.models.vit``). Pass ``depth_rescale=True`` to keep it.
 
 Example:
     >>> encoder, predictor = build_image_jepa("vit_tiny", img_size=64, patch_size=8, pred_emb_dim=96)
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -35,14 +35,12 @@ from jepa_core.model_config import (EncoderConfig, JEPAConfig, ModelConfigError,
                                     official_predictor)
 from jepa_core.presets import HEADS_BY_WIDTH, VIT_PRESETS, ViTPreset, get_preset
 
-from .heads import Projector
-from .predictor import Predictor
-from .representation import layer_norm_targets
-from .tokens import SequenceTransformer
-from .vit import TransformerEncoder, VisionTransformer, apply_masks, repeat_interleave_batch
+from jepa_torch.models.heads import Projector
+from jepa_torch.models.predictor import Predictor
+from jepa_torch.objectives.representation import layer_norm_targets
+from jepa_torch.models.tokens import SequenceTransformer
+from jepa_torch.models.vit import TransformerEncoder, VisionTransformer, apply_masks, repeat_interleave_batch
 
-if TYPE_CHECKING:
-    from .config import TrainConfig
 
 __all__ = [
     "HEADS_BY_WIDTH",
@@ -65,7 +63,6 @@ __all__ = [
     "make_predictor",
     "make_projector",
     "make_target_encoder",
-    "model_config",
     "networks",
     "output_size",
 ]
@@ -102,19 +99,6 @@ def make_predictor(config: PredictorConfig, init_std: float = 0.02, depth_rescal
 def make_projector(config: ProjectorConfig) -> Projector:
     """A freshly initialised projector head of ``config``'s shape (torch's default initialisation)."""
     return Projector(config.in_dim, config.hidden, config.out_dim)
-
-
-def model_config(cfg: TrainConfig, spec: tuple[str, tuple[int, ...]]) -> JEPAConfig:
-    """The networks of a training config for its data (``spec`` from ``jepa_torch.data.input_spec``)."""
-    kind, shape = spec
-    m = cfg.model
-    common = dict(preset=m.preset, depth=m.depth, pred_depth=m.pred_depth, pred_emb_dim=m.pred_emb_dim,
-                  depth_rescale=m.depth_rescale)
-    if kind == "sequence":
-        seq_len, input_dim = shape
-        return JEPAConfig.sequence(input_dim, seq_len, **common)  # type: ignore[arg-type]
-    return JEPAConfig.image(img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=shape[0],
-                            **common)  # type: ignore[arg-type]
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -190,7 +174,7 @@ class JEPA(nn.Module):
         them); masks of other lengths get their own, in order of first appearance. The
         predictions and targets are lists with one aligned ``(Mg * Mx * B, Kg, D)`` tensor
         per group. ``context_valid`` ``(Mx * B, Kc)`` marks padded context entries (False) of
-        whole, unequal contexts (``mask.context_trim: none``; ``jepa_torch.vit.context_valid``):
+        whole, unequal contexts (``mask.context_trim: none``; ``jepa_torch.models.vit.context_valid``):
         they are masked out of attention, so every prediction equals its sample's computed alone.
         The padded rows of the returned context tokens are meaningless.
         """

@@ -4,7 +4,7 @@ A sequence of ``T`` steps with ``F`` features each, ``(B, T, F)``, becomes ``T``
 ``F -> D`` (state-dict name ``patch_embed.proj``, so checkpoints read like the image encoder's) plus a
 fixed 1-D sin-cos position embedding ``(1, T, D)``. The blocks, the final norm, the masking
 convention (index tensors ``(B, K)`` over ``0 .. T-1``) and the predictor are the image model's
-(``jepa_torch.vit.TransformerEncoder``, ``jepa_torch.predictor.Predictor`` with ``grid=(T,)``), so
+(``jepa_torch.models.vit.TransformerEncoder``, ``jepa_torch.models.predictor.Predictor`` with ``grid=(T,)``), so
 the same JEPA step trains on time series or tabular rows.
 
 A flat feature row ``(B, T)`` is accepted when ``input_dim == 1``: each feature is one token.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .vit import FrontEnd, TransformerEncoder
+from jepa_torch.models.vit import FrontEnd, TransformerEncoder
 
 __all__ = ["SequenceTransformer", "TokenEmbed"]
 
@@ -59,7 +59,7 @@ class SequenceTransformer(TransformerEncoder):
         seq_len: steps ``T``.
         embed_dim: token width ``D``.
         depth, num_heads, mlp_ratio, mlp_hidden_dim, qkv_bias, init_std, depth_rescale: as in
-            ``jepa_torch.vit.TransformerEncoder``.
+            ``jepa_torch.models.vit.TransformerEncoder``.
     """
 
     def __init__(
