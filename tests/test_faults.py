@@ -185,7 +185,9 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_the_key(
     ckpt = good_run[0] / "checkpoints" / "step_00000003.pt"
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress", "--resume", str(ckpt)]) == 2
     err = _one_line_error(capsys, ckpt.name)
-    assert ("missing key 'blocks.2" in err) if change == "depth" else ("has shape" in err)
+    differs = ("model.encoder.depth: 2 in the file, 3 here" if change == "depth"
+               else "model.encoder.embed_dim: 192 in the file, 384 here")
+    assert f"was trained with another model ({differs}); resume with the config that made it" in err
 
 
 def test_resume_auto_skips_an_unreadable_newest_checkpoint_with_a_warning(

@@ -203,8 +203,8 @@ def _resume_candidates(cfg: TrainConfig, folder: Path) -> list[Path]:
     return [path for _, path in reversed(list_checkpoints(folder))]
 
 
-def _load_resume(cfg: TrainConfig, folder: Path, method: Method, model: nn.Module,
-                 optimizer: torch.optim.Optimizer) -> tuple[Path, ResumeState] | None:
+def _load_resume(cfg: TrainConfig, folder: Path, method: Method, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 arch: dict[str, Any]) -> tuple[Path, ResumeState] | None:
     """Load the checkpoint to resume from into the model and optimiser.
 
     With ``run.resume=auto`` an unreadable newest file (truncated, corrupt) is skipped with a
@@ -215,7 +215,7 @@ def _load_resume(cfg: TrainConfig, folder: Path, method: Method, model: nn.Modul
     for path in candidates:
         try:
             state = load_training_checkpoint(path, networks=method.networks(model), trained=method.trained,
-                                             optimizer=optimizer, legacy_entries=method.legacy_entries)
+                                             optimizer=optimizer, legacy_entries=method.legacy_entries, model=arch)
         except UnreadableCheckpoint as exc:
             if cfg.run.resume != "auto":
                 raise
@@ -267,7 +267,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     start = 0
-    resumed = _load_resume(cfg, ckpt_dir, method, model, optimizer)
+    resumed = _load_resume(cfg, ckpt_dir, method, model, optimizer, arch)
     resume_from = None if resumed is None else resumed[0]
     if resumed is not None:
         state = resumed[1]

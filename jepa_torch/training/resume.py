@@ -187,6 +187,19 @@ def save_training_checkpoint(
     }, path)
 
 
+def _first_difference(stored: Any, wanted: Any, where: str = "model") -> str:
+    """``"<key path>: <stored> in the file, <wanted> here"`` for the first value that differs; empty if none."""
+    if isinstance(stored, Mapping) and isinstance(wanted, Mapping):
+        for key in sorted(set(stored) | set(wanted)):
+            found = _first_difference(stored.get(key), wanted.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return ""
+    same = list(stored) == list(wanted) if isinstance(stored, (list, tuple)) and isinstance(wanted, (list, tuple)) \
+        else stored == wanted  # a tuple written to a file reads back as a list
+    return "" if same else f"{where}: {stored!r} in the file, {wanted!r} here"
+
+
 @dataclass(frozen=True)
 class ResumeState:
     """What a loaded checkpoint tells the loop."""
@@ -205,6 +218,7 @@ def load_training_checkpoint(
     trained: Sequence[str],
     optimizer: torch.optim.Optimizer | None,
     legacy_entries: Mapping[str, str] | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> ResumeState:
     """Load a training checkpoint into the named networks (strictly) and the optimiser.
 
@@ -215,6 +229,8 @@ def load_training_checkpoint(
         networks, trained: as :func:`save_training_checkpoint`.
         optimizer: over the trained networks, or None to load the weights only.
         legacy_entries: an entry's name in formats 1 and 2 where it differs (``Method.legacy_entries``).
+        model: the model config the networks were built from (``JEPAConfig.to_dict()``); a file that stores
+            another is refused in one line naming the first field that differs.
 
     Raises:
         CheckpointError: the file is unreadable, not a training checkpoint of a format this version
@@ -232,6 +248,11 @@ def load_training_checkpoint(
         held = f"a {ckpt['method']} checkpoint, " if "method" in ckpt else ""
         raise CheckpointError(f"{path}: {held}no {missing[0]!r} entry, which this run needs; resume a checkpoint of "
                               "the same method, or start official weights with load_official")
+    if model is not None and "model" in ckpt:
+        differs = _first_difference(dict(ckpt["model"]), dict(model))
+        if differs:
+            raise CheckpointError(f"{path}: was trained with another model ({differs}); resume with the config that "
+                                  "made it (config.yaml in its run folder), or start a new run (run.resume=never)")
     for name, module in networks.items():
         load_strict(module, ckpt[stored[name]], f"{path.name}: {name}")
     if optimizer is not None:
