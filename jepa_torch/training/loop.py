@@ -14,7 +14,7 @@ EMA target) averages gradients: ``N`` processes at batch ``b`` compute what one 
 computes at batch ``N * b``. Rank 0 alone writes files.
 
 The loop knows no method: ``method.name`` names one of ``jepa_torch.methods``, which builds the
-networks, names their checkpoint entries, draws each step's inputs (I-JEPA's masks, LeJEPA's views)
+networks, names their checkpoint entries, draws each step's inputs (masks, views)
 from (seed, step, rank) and runs the step; the loop places the networks, schedules the learning rate
 and weight decay, reads the losses, logs, monitors and saves.
 """

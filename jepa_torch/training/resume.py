@@ -6,15 +6,15 @@ file, written as the official trainer writes its own and readable by its resume:
 ``predictor``, ``target_encoder``, ``opt`` in the official optimiser's four-group layout
 (``jepa_torch.training.optim.to_official_optimizer_state``; a method that trains one network has empty second
 groups), ``scaler`` (a fresh gradient scaler's state, which its bf16 resume loads), ``epoch`` (completed
-epochs, where its resume restarts), ``loss``, ``batch_size``, ``world_size``, ``lr``. A LeJEPA checkpoint
-holds ``encoder`` and ``projector`` in the same way. Beside those every checkpoint says what it holds:
+epochs, where its resume restarts), ``loss``, ``batch_size``, ``world_size``, ``lr``; another method's
+networks are held in the same way under its own names. Beside those every checkpoint says what it holds:
 ``method`` (its name), ``model`` (the one model config, ``jepa_torch.models.jepa.JEPAConfig``, which every
 loader builds from), ``encoders`` (``{"target": entry, "context": entry}``: where the encoder to evaluate
 and export is), and what an exact resume needs: the step, the resolved config, the global batch and
 world size, and the RNG states of torch, numpy and python.
 
-Files of format 2 (I-JEPA's three names for every method: LeJEPA's projector as ``predictor``, its
-encoder twice) and 1 (bare keys, ``opt`` in our two-group layout) still load.
+Files of format 2 (I-JEPA's three names for every method; ``Method.legacy_entries`` maps a method's
+names onto them) and 1 (bare keys, ``opt`` in our two-group layout) still load (docs/training.md).
 Files are ``<out_dir>/checkpoints/step_00000100.pt``, written through a temporary file,
 fsync and rename: a crash never leaves a half-written file under a checkpoint's name.
 """
