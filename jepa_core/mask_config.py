@@ -142,13 +142,20 @@ class MaskBatch:
             index, so gathers stay in range, that *must not* be counted).
         targets: one ``(B, Kt)`` int64 array per target block; each row is a
             whole rectangle, raster order.
-        grid: the ``(H, W)`` grid the indices refer to.
+        grid: the grid the indices refer to: ``(H, W)``, or ``(T, H, W)`` for 3-D masks.
         context_lengths: None when every context row is full (``context_trim``
             ``"batch_min"``), else one ``(B,)`` int64 array per context block:
             the number of patches of each row (``context_trim="none"``).
+        target_lengths: as ``context_lengths``, for targets of unequal length (the unions
+            of V-JEPA's 3-D blocks, :mod:`jepa_core.video_masks`, with ``trim="none"``);
+            None when every target row is full.
+        boxes: for 3-D masks, ``(B, num_blocks, 6)`` int64 ``(start, top, left, t, h, w)``
+            of each block the target is the union of; None for 2-D masks.
     """
 
     context: list[IndexArray]
     targets: list[IndexArray]
-    grid: Grid
+    grid: tuple[int, ...]
     context_lengths: list[IndexArray] | None = None
+    target_lengths: list[IndexArray] | None = None
+    boxes: IndexArray | None = None

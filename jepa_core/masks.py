@@ -36,14 +36,17 @@ whole sampler API.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .mask_config import CONTEXT_TRIMS, OFFICIAL_FLAGS, ContextTrim, Grid, MaskBatch, MaskConfig
-from .mask_validation import Plan, analyse, max_context_keep, overlap_free, validate
+from . import mask_validation
+from .mask_validation import Plan, analyse, overlap_free
 from .protocols import IndexArray
+from .video_masks import VideoMaskConfig, sample_video_masks, validate_video
 
 __all__ = [
     "CONTEXT_TRIMS",
@@ -52,10 +55,12 @@ __all__ = [
     "Grid",
     "MaskBatch",
     "MaskConfig",
+    "VideoMaskConfig",
     "max_context_keep",
     "sample_mask",
     "sample_masks",
     "sample_masks_1d",
+    "sample_video_masks",
     "validate",
 ]
 
@@ -269,12 +274,35 @@ def _as_rng(rng: Rng) -> np.random.Generator:
     raise TypeError(f"rng={rng!r}: pass a numpy Generator or an integer seed")
 
 
-def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> MaskBatch:
+def validate(grid: Sequence[int], config: MaskConfig | VideoMaskConfig) -> None:
+    """Reject a (grid, config) that cannot be satisfied, before any draw (one line naming the field).
+
+    I-JEPA's law (:class:`MaskConfig`): :func:`jepa_core.mask_validation.validate`; V-JEPA's
+    (:class:`VideoMaskConfig`): :func:`jepa_core.video_masks.validate_video`.
+    """
+    if isinstance(config, VideoMaskConfig):
+        validate_video(grid, config)
+    else:
+        mask_validation.validate((int(grid[0]), int(grid[1])), config)
+
+
+def max_context_keep(grid: Sequence[int], config: MaskConfig | VideoMaskConfig) -> int:
+    """The most context tokens any outcome of ``config`` keeps on ``grid`` (raises as :func:`validate`)."""
+    if isinstance(config, VideoMaskConfig):
+        return validate_video(grid, config)
+    return mask_validation.max_context_keep((int(grid[0]), int(grid[1])), config)
+
+
+def sample_masks(grid: Sequence[int], config: MaskConfig | VideoMaskConfig, rng: Rng,
+                 batch_size: int) -> MaskBatch:
     """Draw the context and target masks of one batch.
 
     Args:
         grid: ``(H, W)`` patches; ``H == 1`` is a sequence (see :func:`sample_masks_1d`).
-        config: the mask law; validated against ``grid`` first.
+            With a :class:`VideoMaskConfig`, also ``(T, H, W)`` tubelets.
+        config: the mask law; validated against ``grid`` first. A :class:`VideoMaskConfig`
+            draws V-JEPA's law: one target, the union of the blocks, and its complement as
+            context (:func:`jepa_core.video_masks.sample_video_masks`).
         rng: a numpy Generator (advanced) or an integer seed. The same seed *must*
             give the same masks.
         batch_size: ``B >= 1``.
@@ -291,13 +319,18 @@ def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> M
     Raises:
         ValueError: the config cannot be satisfied on ``grid`` (see :func:`validate`).
     """
-    grid = (int(grid[0]), int(grid[1]))
-    plan = analyse(grid, config)
+    if isinstance(config, VideoMaskConfig):
+        return sample_video_masks(grid, config, rng, batch_size)[0]
+    if len(grid) != 2:
+        raise ValueError(f"grid={tuple(grid)!r}: MaskConfig (I-JEPA's law) draws on (H, W) grids; "
+                         "use a VideoMaskConfig for (T, H, W)")
+    grid2: Grid = (int(grid[0]), int(grid[1]))
+    plan = analyse(grid2, config)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
     gen = _as_rng(rng)
-    place, (h_grid, w_grid) = plan.place, grid
-    th, tw, ch, cw = _choose_sizes(gen, grid, plan, config)
+    place, (h_grid, w_grid) = plan.place, grid2
+    th, tw, ch, cw = _choose_sizes(gen, grid2, plan, config)
     shape = (batch_size, config.num_targets)
     top = gen.integers(0, place[0] - th + 1, size=shape)  # (B, M), inclusive upper bound
     left = gen.integers(0, place[1] - tw + 1, size=shape)
@@ -314,8 +347,8 @@ def sample_masks(grid: Grid, config: MaskConfig, rng: Rng, batch_size: int) -> M
         targets.append((rows[:, :, None] * w_grid + cols[:, None, :]).reshape(batch_size, -1))
     if config.context_trim == "none":
         context, lengths = _pad(flat)
-        return MaskBatch(context, targets, grid, lengths)
-    return MaskBatch(_trim(gen, flat, config.raster_trim), targets, grid)
+        return MaskBatch(context, targets, grid2, lengths)
+    return MaskBatch(_trim(gen, flat, config.raster_trim), targets, grid2)
 
 
 def sample_mask(grid: Grid, config: MaskConfig, rng: Rng) -> tuple[list[IndexArray], list[IndexArray]]:

@@ -258,3 +258,48 @@ def context_centres(sampler: Any, config: Any, grid: tuple[int, int], seeds: int
         c = sampler.sample_masks(grid, config, seed, batch).context[0]
         out.append(((c // grid[1]).mean(), (c % grid[1]).mean()))
     return np.asarray(out, dtype=np.float64)
+
+
+# --- 3-D masks (V-JEPA) -------------------------------------------------------------
+
+
+def oracle_video_best_keep(grid: tuple[int, int, int], box: tuple[int, int, int], context_frames: int) -> int:
+    """The most context tokens any outcome keeps when every box is ``t x h x w``, by brute force.
+
+    The union of the boxes contains each box, so the best outcome stacks them in one place; the
+    context is every token of the first ``context_frames`` frames outside the union. Every position
+    of one box is tried.
+    """
+    (frames, rows, cols), (t, h, w) = grid, box
+    best = 0
+    for start in range(frames - t + 1):
+        covered_frames = max(0, min(start + t, context_frames) - start)
+        best = max(best, context_frames * rows * cols - covered_frames * h * w)
+    return best
+
+
+def accepted_video_config(sampler: Any, problem: Any) -> Any:
+    """The sampler's ``VideoMaskConfig`` for a drawn problem, validated on its grid (as :func:`accepted_config`)."""
+    try:
+        config = sampler.VideoMaskConfig(**problem.fields)
+        sampler.validate(problem.grid, config)
+    except ValueError as exc:
+        if problem.must_accept:
+            raise AssertionError(f"a satisfiable 3-D config was rejected on grid {problem.grid} "
+                                 f"(best outcome keeps {problem.best_keep}): {exc}\n{problem.fields}") from exc
+        assume(False)
+    return config
+
+
+def rows_of(batch_indices: NDArray[np.int64], lengths: NDArray[np.int64] | None) -> list[set[int]]:
+    """The index set of each row of a ``(B, K)`` mask, without padding past ``lengths``."""
+    n = [batch_indices.shape[1]] * batch_indices.shape[0] if lengths is None else lengths.tolist()
+    return [set(row[:k].tolist()) for row, k in zip(batch_indices, n)]
+
+
+def box_tokens(box: NDArray[np.int64], grid: tuple[int, int, int]) -> set[int]:
+    """The flat indices ``t * H * W + row * W + col`` of one box ``(start, top, left, t, h, w)``."""
+    s, top, left, t, h, w = (int(v) for v in box)
+    _, rows, cols = grid
+    return {f * rows * cols + r * cols + c for f in range(s, s + t) for r in range(top, top + h)
+            for c in range(left, left + w)}

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 from jepa_core.regularisers import DEFAULT_KNOTS, VICREG_EPS, sigreg_directions
 
-from .assertions import oracle_best_keep
+from .assertions import oracle_best_keep, oracle_video_best_keep
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
@@ -409,3 +410,133 @@ def free_problems(draw: st.DrawFn, min_context: int = 1) -> MaskProblem:
 def mask_problems(min_context: int = 1) -> st.SearchStrategy[MaskProblem]:
     """Exact problems (which must be accepted) first, then free ones."""
     return st.one_of(exact_problems(min_context), free_problems(min_context))
+
+
+# --- 3-D masks (V-JEPA) -------------------------------------------------------------
+
+MAX_FRAMES = 5  # 3-D grids of 1 to 5 tubelet frames
+MAX_FRAME_SIDE = 7  # of 1x1 to 7x7 tokens
+
+
+@dataclass(frozen=True)
+class VideoMaskProblem:
+    """A ``(T, H, W)`` grid and the fields of a ``VideoMaskConfig`` for it.
+
+    Attributes:
+        grid: ``(T, H, W)``.
+        fields: keyword arguments of ``VideoMaskConfig``.
+        best_keep: the most context tokens any outcome keeps (``oracle_video_best_keep``) when every
+            box has one exact size; ``None`` for a freely drawn config, which may be impossible.
+    """
+
+    grid: tuple[int, int, int]
+    fields: dict[str, Any]
+    best_keep: int | None = None
+
+    @property
+    def must_accept(self) -> bool:
+        """True when the oracle proves the config satisfiable: ``min_keep <= best_keep``."""
+        return self.best_keep is not None and self.fields["min_keep"] <= self.best_keep
+
+
+@st.composite
+def video_grids(draw: st.DrawFn) -> tuple[int, int, int]:
+    """A tubelet grid ``(T, H, W)``; ``T = 1`` is an image, ``H = 1`` a sequence per frame."""
+    return (draw(st.integers(1, MAX_FRAMES)), draw(st.integers(1, MAX_FRAME_SIDE)),
+            draw(st.integers(1, MAX_FRAME_SIDE)))
+
+
+@st.composite
+def context_frames(draw: st.DrawFn, frames: int) -> tuple[float, int]:
+    """``(context_frames, Tc)``: every frame, or the first ``Tc`` of them (a value whose floor is exact)."""
+    tc = draw(st.integers(1, frames))
+    return (1.0, frames) if tc == frames else ((tc + 0.5) / frames, tc)
+
+
+@st.composite
+def video_exact_problems(draw: st.DrawFn, boundary: bool = False) -> VideoMaskProblem:
+    """A 3-D config that must be accepted: every box has one exact size ``t x h x w``, known to an oracle.
+
+    The spatial scale is ``h*w / (H*W)`` and the aspect ``h / w`` (on ``H = 1``, the length ``w``);
+    the temporal scale ``t / T``; ranges are points or carry the 2-D strategy's relative slack, which
+    moves every side by about 0.1 of a token at most, so rounding still gives ``t, h, w``. The boxes
+    never cover every context token (draws that would are discarded), so the best outcome keeps at least one. ``min_keep`` is drawn
+    from 1 to that best outcome, or is exactly it when ``boundary``.
+    """
+    grid = draw(video_grids())
+    frames, rows, cols = grid
+    cf, tc = draw(context_frames(frames))
+    t, h, w = draw(st.integers(1, frames)), draw(st.integers(1, rows)), draw(st.integers(1, cols))
+    best = oracle_video_best_keep(grid, (t, h, w), tc)
+    assume(best >= 1)  # boxes that cover every context token: no config of this size can be accepted
+    slack = draw(st.sampled_from([0.0, 0.1])) / max(grid)
+
+    def around(x: float, upper: float = math.inf) -> tuple[float, float]:
+        return x * (1 - slack), min(upper, x * (1 + slack))
+
+    fields = dict(
+        num_blocks=draw(st.integers(1, 4)),
+        spatial_scale=around(h * w / (rows * cols), 1.0),
+        temporal_scale=around(t / frames, 1.0),
+        aspect=around(h / w),
+        context_frames=cf,
+        min_keep=best if boundary else draw(st.integers(1, best)),
+        trim=draw(st.sampled_from(["batch_min", "none"])),
+    )
+    return VideoMaskProblem(grid, fields, best)
+
+
+@st.composite
+def video_free_problems(draw: st.DrawFn) -> VideoMaskProblem:
+    """A freely drawn 3-D config; it may be impossible on its grid."""
+    grid = draw(video_grids())
+    fields = dict(
+        num_blocks=draw(st.integers(1, 4)),
+        spatial_scale=draw(ranges(0.02, 0.6, 0.4)),
+        temporal_scale=draw(ranges(0.1, 1.0, 0.6)),
+        aspect=draw(ranges(0.3, 3.0, 2.0)),
+        context_frames=draw(context_frames(grid[0]))[0],
+        min_keep=draw(st.integers(1, 6)),
+        trim=draw(st.sampled_from(["batch_min", "none"])),
+    )
+    return VideoMaskProblem(grid, fields)
+
+
+def video_mask_problems() -> st.SearchStrategy[VideoMaskProblem]:
+    """Exact 3-D problems (which must be accepted) first, then free ones."""
+    return st.one_of(video_exact_problems(), video_free_problems())
+
+
+@dataclass(frozen=True)
+class VideoObjectiveProblem:
+    """Tokens on a small ``(T, H, W)`` grid with V-JEPA masks from the spec's sampler.
+
+    ``problem.context_indices`` is the whole context, padded, with ``lengths``; ``problem.target_blocks``
+    holds one block, the union of the boxes, cut at random to the batch's shortest.
+    """
+
+    problem: ObjectiveProblem
+    lengths: IndexArray
+    grid: tuple[int, int, int]
+
+
+@st.composite
+def video_objective_problems(draw: st.DrawFn) -> VideoObjectiveProblem:
+    """A 3-D token grid of 2 to 36 tokens and one V-JEPA mask draw on it (impossible draws are discarded)."""
+    from jepa_core.video_masks import VideoMaskConfig, sample_video_masks
+
+    grid = (draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    assume(math.prod(grid) >= 2)
+    fields = dict(num_blocks=draw(st.integers(1, 3)), spatial_scale=draw(ranges(0.1, 0.6, 0.3)),
+                  temporal_scale=draw(ranges(0.2, 1.0, 0.5)), aspect=draw(ranges(0.5, 2.0, 1.0)))
+    seed, batch = draw(st.integers(0, 2**16)), draw(st.integers(1, 3))
+    try:
+        config = VideoMaskConfig(**fields, trim="none")
+        (whole,) = sample_video_masks(grid, config, seed, batch)
+        (cut,) = sample_video_masks(grid, VideoMaskConfig(**fields), seed, batch)
+    except ValueError:
+        assume(False)
+    assert whole.context_lengths is not None
+    tokens = draw(float_arrays((batch, math.prod(grid), draw(st.integers(1, 4))), bound=3.0))
+    problem = ObjectiveProblem(tokens, whole.context[0], [cut.targets[0]], seed)
+    return VideoObjectiveProblem(problem, whole.context_lengths[0], grid)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from .assertions import assert_array_close, assert_close, oracle_block_loss, oracle_layer_norm
@@ -22,10 +22,12 @@ from .strategies import (
     IndexArray,
     ObjectiveProblem,
     PaddedContextProblem,
+    VideoObjectiveProblem,
     float_arrays,
     loss_kinds,
     objective_problems,
     padded_context_problems,
+    video_objective_problems,
 )
 
 reductions = st.sampled_from(["sum", "mean"])
@@ -221,3 +223,38 @@ def test_padded_contexts_equal_each_sample_alone(backend: Any, r: PaddedContextP
                                   kind, "sum")
     assert_close(total, alone_total, f"summed loss of the padded batch vs its samples alone (lengths {n.tolist()})",
                  rel=TIGHT)
+
+
+# --- the same laws on 3-D token grids (V-JEPA's masks) ------------------------
+# Fewer examples than the 2-D laws above, which they repeat on other index sets: a compiling backend
+# (JAX) compiles once per shape, and 3-D draws bring many shapes.
+VIDEO_EXAMPLES = settings(max_examples=20)
+
+
+@VIDEO_EXAMPLES
+@given(v=video_objective_problems(), kind=loss_kinds, reduction=reductions)
+def test_objective_on_a_3d_grid_is_the_spec_loss_of_its_parts(backend: Any, v: VideoObjectiveProblem, kind: str,
+                                                              reduction: str) -> None:
+    """On tubelet grids, with the context whole and padded and the target the union of the boxes, the
+    objective is still the spec's loss of its parts: the flat index space changes nothing."""
+    p = v.problem
+    value = _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, reduction, v.lengths)
+    parts = _parts(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, v.lengths)
+    assert_close(value, _expected(parts, p.target_blocks, kind, reduction),
+                 f"objective on the {v.grid} grid ({kind}, {reduction}) vs the loss of its parts", rel=TIGHT, abs_=TIGHT)
+
+
+@VIDEO_EXAMPLES
+@given(v=video_objective_problems(), kind=loss_kinds)
+def test_3d_batch_is_a_sum_over_its_samples(backend: Any, v: VideoObjectiveProblem, kind: str) -> None:
+    """On tubelet grids the summed objective of a batch is the sum of its samples', each with its own
+    unpadded context: no sample sees another's rows, and padding changes nothing."""
+    p = v.problem
+    whole = _objective(backend, p.tokens, p.context_indices, p.target_blocks, p.seed, kind, "sum", v.lengths)
+    samples = [
+        _objective(backend, p.tokens[b:b + 1], p.context_indices[b:b + 1, :int(v.lengths[b])],
+                   [blk[b:b + 1] for blk in p.target_blocks], p.seed, kind)
+        for b in range(p.tokens.shape[0])
+    ]
+    assert_close(whole, sum(samples), f"3-D objective of a batch vs the sum over its samples ({v.grid})",
+                 rel=TIGHT, abs_=TIGHT)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ema_schedules, loss, masks, model, regularisers  # noqa: F401  (each registers its mutants)
+from . import ema_schedules, loss, masks, model, regularisers, video_masks  # noqa: F401  (each registers its mutants)
 from ._registry import MUTANTS, Mutant
 
 __all__ = ["MUTANTS", "Mutant"]
