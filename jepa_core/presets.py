@@ -1,7 +1,8 @@
 """The official ViT presets: dimensions only, no model code, so that every framework and the configs share them.
 
-``vit_tiny`` .. ``vit_giant`` are the official function names; the short names ``tiny`` ..
-``giant`` are accepted everywhere a preset is named (config files, builders, the CLI).
+``vit_tiny`` .. ``vit_giant`` (and V-JEPA 2's ``vit_giant_xformers``) are the official function names;
+the short names ``tiny`` .. ``giant``, ``giant_xformers`` are accepted everywhere a preset is named
+(config files, builders, the CLI).
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ VIT_PRESETS: dict[str, ViTPreset] = {
     "vit_large": ViTPreset(1024, 24, 16),
     "vit_huge": ViTPreset(1280, 32, 16),
     "vit_giant": ViTPreset(1408, 40, 16, 48 / 11),
+    "vit_giant_xformers": ViTPreset(1408, 40, 22, 48 / 11),
 }
-"""The official presets, by the official function names."""
+"""The official presets, by the official function names. V-JEPA 2's released encoders are ``vit_large``
+(ViT-L), ``vit_huge`` (ViT-H) and ``vit_giant_xformers`` (its ViT-g: the giant's widths with 22 heads)."""
 
-HEADS_BY_WIDTH: dict[int, int] = {p.embed_dim: p.num_heads for p in VIT_PRESETS.values()}
+HEADS_BY_WIDTH: dict[int, int] = {p.embed_dim: p.num_heads for k, p in VIT_PRESETS.items() if k != "vit_giant_xformers"}
 """Heads of the official preset of each width: how checkpoints without a config are read."""
 
 

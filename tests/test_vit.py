@@ -172,6 +172,7 @@ def test_presets_have_the_official_dimensions() -> None:
         "vit_large": (1024, 24, 16, 4096),
         "vit_huge": (1280, 32, 16, 5120),
         "vit_giant": (1408, 40, 16, 6144),
+        "vit_giant_xformers": (1408, 40, 22, 6144),
     }
 
 

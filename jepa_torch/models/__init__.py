@@ -1,4 +1,4 @@
-"""The networks: ViT and sequence encoders, the predictor, heads, positions, the one build path
+"""The networks: ViT, video (V-JEPA) and sequence encoders, the predictor, heads, positions, the one build path
 from the model config (``jepa_core.model_config``), the EMA target and FSDP sharding.
 
 The names of :mod:`jepa_torch.models.jepa` (``JEPA``, ``build``, ``JEPAConfig`` ...) are re-exported here."""
@@ -25,5 +25,9 @@ from jepa_torch.models.jepa import make_projector as make_projector
 from jepa_torch.models.jepa import make_target_encoder as make_target_encoder
 from jepa_torch.models.jepa import networks as networks
 from jepa_torch.models.jepa import output_size as output_size
+from jepa_torch.models.video import VideoPredictor as VideoPredictor
+from jepa_torch.models.video import VideoTransformer as VideoTransformer
+from jepa_torch.models.video import build_video_encoder as build_video_encoder
+from jepa_torch.models.video import build_video_predictor as build_video_predictor
 
-__all__ = ["EncoderConfig", "HEADS_BY_WIDTH", "JEPA", "JEPAConfig", "ModelConfigError", "PredictorConfig", "ProjectorConfig", "VIT_PRESETS", "ViTPreset", "build", "build_image_jepa", "build_predictor", "build_sequence_jepa", "build_vit", "get_preset", "group_by_length", "make_encoder", "make_predictor", "make_projector", "make_target_encoder", "networks", "output_size"]
+__all__ = ["EncoderConfig", "HEADS_BY_WIDTH", "JEPA", "JEPAConfig", "ModelConfigError", "PredictorConfig", "ProjectorConfig", "VIT_PRESETS", "ViTPreset", "VideoPredictor", "VideoTransformer", "build", "build_image_jepa", "build_predictor", "build_sequence_jepa", "build_video_encoder", "build_video_predictor", "build_vit", "get_preset", "group_by_length", "make_encoder", "make_predictor", "make_projector", "make_target_encoder", "networks", "output_size"]

@@ -1,4 +1,4 @@
-"""Fixed sine-cosine position embeddings, 1-D (sequences) and 2-D (patch grids).
+"""Fixed sine-cosine position embeddings, 1-D (sequences), 2-D (patch grids) and 3-D (tubelet grids).
 
 The formulas follow the official I-JEPA code (itself from MAE): for a width ``D`` and an integer
 position ``p``, frequency ``k`` in ``0 .. D/2 - 1`` is ``omega_k = 10000 ** -(k / (D/2))`` and the
@@ -15,13 +15,14 @@ Everything is computed in float64 with numpy, as the official code does, and cas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["sincos_1d", "sincos_2d", "sincos_pos_embed"]
+__all__ = ["sincos_1d", "sincos_2d", "sincos_3d", "sincos_pos_embed"]
 
 
 def _sincos_from_positions(dim: int, positions: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -100,6 +101,41 @@ def sincos_2d(dim: int, rows: int, cols: int, span: tuple[int, int] | None = Non
     emb_col = _sincos_from_positions(dim // 2, col_idx.reshape(-1))  # (rows*cols, dim/2)
     emb_row = _sincos_from_positions(dim // 2, row_idx.reshape(-1))  # (rows*cols, dim/2)
     emb = np.concatenate([emb_col, emb_row], axis=1)  # (rows*cols, dim)
+    return torch.from_numpy(emb).float()
+
+
+def sincos_3d(dim: int, grid: Sequence[int], uniform_power: bool = False,
+              span: Sequence[int] | None = None) -> torch.Tensor:
+    """3-D sine-cosine embedding of a ``(T, H, W)`` tubelet grid in raster order (the V-JEPA layout).
+
+    Channels hold ``[frame, row, column]`` in that order. Without ``uniform_power`` the frame gets
+    ``dim / 2`` channels and row and column ``dim / 4`` each; with it each gets
+    ``2 * ceil(dim / 6)`` and the concatenation is cut to ``dim`` (so the column may lose a few).
+    Unlike the 2-D layout, the row half really encodes the row here (the official 3-D mesh is built
+    in ``[t, h, w]`` order). With ``span=(T', H', W')`` rows and columns spread over the span's range
+    as in :func:`sincos_2d`; frames keep integer positions, so a shorter clip sees the first frames'
+    positions (what cutting the stored table gives).
+
+    Raises:
+        ValueError: a width the split cannot use (a multiple of 8 without ``uniform_power``, even with
+            it) or an empty grid.
+    """
+    frames, rows, cols = (int(v) for v in grid)
+    if min(frames, rows, cols) <= 0:
+        raise ValueError(f"3-D sin-cos position embedding needs a non-empty grid, got {tuple(grid)}")
+    if uniform_power:
+        each = int(math.ceil(dim / 6) * 2)
+        widths = (each, each, each)
+    else:
+        widths = (dim // 2, dim // 4, dim // 4)
+    if dim <= 0 or any(w <= 0 or w % 2 for w in widths) or (not uniform_power and dim % 8):
+        need = "an even width" if uniform_power else "a width divisible by 8"
+        raise ValueError(f"3-D sin-cos position embedding needs {need}, got dim={dim}")
+    _, span_rows, span_cols = (frames, rows, cols) if span is None else (int(v) for v in span)
+    t_idx, r_idx, c_idx = np.meshgrid(np.arange(frames, dtype=np.float64), _spread(rows, span_rows),
+                                      _spread(cols, span_cols), indexing="ij")  # each (T, H, W)
+    parts = [_sincos_from_positions(w, idx.reshape(-1)) for w, idx in zip(widths, (t_idx, r_idx, c_idx))]
+    emb = np.concatenate(parts, axis=1)[:, :dim]  # (T*H*W, dim)
     return torch.from_numpy(emb).float()
 
 
