@@ -175,7 +175,7 @@ def oracle_best_keep(grid: tuple[int, int], target: tuple[int, int], context: tu
     return hc * wc - int(least)
 
 
-def accepted_config(sampler: Any, problem: Any) -> Any:
+def accepted_config(sampler: Any, problem: Any, config_type: str = "MaskConfig") -> Any:
     """The sampler's config for a drawn ``MaskProblem``, validated on its grid.
 
     A problem an oracle proves satisfiable (``problem.must_accept``) that the sampler
@@ -183,11 +183,11 @@ def accepted_config(sampler: Any, problem: Any) -> Any:
     (``assume``), since a free draw may be impossible.
     """
     try:
-        config = sampler.MaskConfig(**problem.fields)
+        config = getattr(sampler, config_type)(**problem.fields)
         sampler.validate(problem.grid, config)
     except ValueError as exc:
         if problem.must_accept:
-            raise AssertionError(f"a satisfiable config was rejected on grid {problem.grid} "
+            raise AssertionError(f"a satisfiable {config_type} was rejected on grid {problem.grid} "
                                  f"(best outcome keeps {problem.best_keep}): {exc}\n{problem.fields}") from exc
         assume(False)
     return config
@@ -280,15 +280,7 @@ def oracle_video_best_keep(grid: tuple[int, int, int], box: tuple[int, int, int]
 
 def accepted_video_config(sampler: Any, problem: Any) -> Any:
     """The sampler's ``VideoMaskConfig`` for a drawn problem, validated on its grid (as :func:`accepted_config`)."""
-    try:
-        config = sampler.VideoMaskConfig(**problem.fields)
-        sampler.validate(problem.grid, config)
-    except ValueError as exc:
-        if problem.must_accept:
-            raise AssertionError(f"a satisfiable 3-D config was rejected on grid {problem.grid} "
-                                 f"(best outcome keeps {problem.best_keep}): {exc}\n{problem.fields}") from exc
-        assume(False)
-    return config
+    return accepted_config(sampler, problem, "VideoMaskConfig")
 
 
 def rows_of(batch_indices: NDArray[np.int64], lengths: NDArray[np.int64] | None) -> list[set[int]]:

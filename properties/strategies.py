@@ -315,7 +315,21 @@ mask_seeds = st.integers(0, 2**32 - 1)
 
 
 @dataclass(frozen=True)
-class MaskProblem:
+class _Problem:
+    """A grid and a config's fields; ``best_keep`` the oracle's best outcome, or None for a free draw."""
+
+    grid: tuple[int, ...]
+    fields: dict[str, Any]
+    best_keep: int | None = None
+
+    @property
+    def must_accept(self) -> bool:
+        """True when the oracle proves the config satisfiable: ``min_keep <= best_keep``."""
+        return self.best_keep is not None and self.fields["min_keep"] <= self.best_keep
+
+
+@dataclass(frozen=True)
+class MaskProblem(_Problem):
     """A grid and the fields of a corrected-mode ``MaskConfig`` for it.
 
     Attributes:
@@ -325,15 +339,6 @@ class MaskProblem:
             :func:`assertions.oracle_best_keep`, when every block has one exact
             size; ``None`` for a freely drawn config, which may be impossible.
     """
-
-    grid: tuple[int, int]
-    fields: dict[str, Any]
-    best_keep: int | None = None
-
-    @property
-    def must_accept(self) -> bool:
-        """True when the oracle proves the config satisfiable: ``min_keep <= best_keep``."""
-        return self.best_keep is not None and self.fields["min_keep"] <= self.best_keep
 
 
 @st.composite
@@ -419,7 +424,7 @@ MAX_FRAME_SIDE = 7  # of 1x1 to 7x7 tokens
 
 
 @dataclass(frozen=True)
-class VideoMaskProblem:
+class VideoMaskProblem(_Problem):
     """A ``(T, H, W)`` grid and the fields of a ``VideoMaskConfig`` for it.
 
     Attributes:
@@ -428,15 +433,6 @@ class VideoMaskProblem:
         best_keep: the most context tokens any outcome keeps (``oracle_video_best_keep``) when every
             box has one exact size; ``None`` for a freely drawn config, which may be impossible.
     """
-
-    grid: tuple[int, int, int]
-    fields: dict[str, Any]
-    best_keep: int | None = None
-
-    @property
-    def must_accept(self) -> bool:
-        """True when the oracle proves the config satisfiable: ``min_keep <= best_keep``."""
-        return self.best_keep is not None and self.fields["min_keep"] <= self.best_keep
 
 
 @st.composite

@@ -12,6 +12,7 @@ the CPU. Run: ``VJEPA2_CHECKOUT=/path/to/vjepa2 pytest tests/test_video_fidelity
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import warnings
@@ -204,3 +205,21 @@ def test_vjepa1_encoder_and_predictor_equal_ours(uniform_power: bool) -> None:
     x = torch.randn(2, ctx.shape[1], 96, generator=torch.Generator().manual_seed(4))
     _close(pred_ours(x, ctx, tgt, mask_index=1), _quiet(pred_theirs, x, None, [ctx], [tgt], mask_index=1),
            "V-JEPA 1 predictor")
+
+
+@pytest.mark.parametrize("preset, official_name", [("large", "vit_large_rope"), ("huge", "vit_huge_rope"),
+                                                    ("giant_xformers", "vit_giant_xformers_rope")])
+def test_presets_match_the_official_vjepa2_encoders(official: dict[str, ModuleType], preset: str,
+                                                    official_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """V-JEPA 2's ViT-L, ViT-H and ViT-g (on the meta device): the same state-dict keys and shapes."""
+    from jepa_torch.models.video import build_video_encoder
+
+    linspace = torch.linspace  # the official drop-path rule reads .item() of it, which meta tensors refuse
+    monkeypatch.setattr(torch, "linspace", lambda *a, **k: linspace(*a, **{**k, "device": "cpu"}))
+    with torch.device("meta"):
+        theirs = _quiet(getattr(official["vision_transformer"], official_name), img_size=256, patch_size=16,
+                        num_frames=16, tubelet_size=2, uniform_power=True, use_sdpa=True)
+        ours = build_video_encoder(preset)
+    shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    print(f"{preset}: {sum(math.prod(s) for s in shapes.values()) / 1e6:.1f}M parameters")

@@ -146,3 +146,23 @@ def test_builders_follow_the_presets_and_vjepa2_defaults() -> None:
     pred = build_video_predictor(enc, depth=2)
     assert (pred.pred_emb_dim, pred.num_mask_tokens, pred.positions, pred.grid) == (384, 2, "rope", (2, 2, 2))
     assert sum(p.numel() for p in enc.parameters()) > 0 and enc.pos_embed is None
+
+
+@pytest.mark.parametrize("positions", ["sincos", "rope"])
+def test_activation_checkpointing_keeps_values_and_gradients(positions: str) -> None:
+    enc = _encoder(positions=positions).train()
+    pred = VideoPredictor(enc.grid, embed_dim=48, pred_emb_dim=24, depth=2, num_heads=2,
+                          positions=positions).train()  # type: ignore[arg-type]
+    clip, ctx, tgt = torch.randn(2, 3, 4, 16, 16), torch.arange(10).repeat(2, 1), torch.arange(20, 28).repeat(2, 1)
+    results = []
+    for recompute in (False, True):
+        enc.recompute = pred.recompute = recompute
+        enc.zero_grad()
+        pred.zero_grad()
+        loss = pred(enc(clip, masks=[ctx]), ctx, tgt).square().mean()
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in enc.parameters() if p.grad is not None]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    assert len(results[0][1]) == len(results[1][1]) > 0
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b)

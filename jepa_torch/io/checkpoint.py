@@ -156,8 +156,8 @@ def verify_digest(payload: Mapping[str, Any], where: str | os.PathLike[str]) -> 
     return True
 
 
-def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
-    """Remove leading ``module.`` / ``_orig_mod.`` (in any nesting) from every key.
+def strip_prefixes(state_dict: StateDict, prefixes: tuple[str, ...] = _PREFIXES) -> dict[str, torch.Tensor]:
+    """Remove leading ``prefixes`` (default ``module.`` / ``_orig_mod.``, in any nesting) from every key.
 
     Raises:
         CheckpointError: if two keys become the same after stripping.
@@ -165,7 +165,7 @@ def strip_prefixes(state_dict: StateDict) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         name = key
-        while name.startswith(_PREFIXES):
+        while name.startswith(prefixes):
             name = name.split(".", 1)[1]
         if name in out:
             raise CheckpointError(f"keys {key!r} and another both become {name!r} once prefixes are stripped")

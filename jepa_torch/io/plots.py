@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from jepa_core.masks import Grid, MaskBatch
 
 __all__ = ["plot_confusion", "plot_feature_pca", "plot_projection", "plot_training_curves", "render_masks",
-           "render_views", "unit_range"]
+           "render_video_masks", "render_views", "unit_range"]
 
 _TARGET_COLOURS = ["#e4572e", "#f3a712", "#a8c686", "#669bbc", "#b07bac", "#8c564b"]
 _CONTEXT_COLOUR = "#1f3b73"
@@ -112,6 +112,60 @@ def render_masks(masks: MaskBatch | tuple[Sequence[Any], Sequence[Any]], grid: G
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95 if title else 1))
+    return _save(fig, path, dpi=100)
+
+
+def render_video_masks(batches: Sequence[MaskBatch], path: str | Path, clip: NDArray[Any] | None = None,
+                       sample: int = 0, names: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Draw one sample's 3-D masks to a PNG: one row per mask configuration, one panel per tubelet frame.
+
+    Target tokens (the union of the configuration's blocks) are orange, context tokens dark blue;
+    tokens in neither (past ``context_frames``, or dropped by the batch cut) are left blank. Over a clip
+    the fills are translucent and the frame shows through.
+
+    Args:
+        batches: one :class:`MaskBatch` per configuration, on one ``(T, H, W)`` grid.
+        path: the PNG to write (parent folders are created).
+        clip: optional ``(T, H_px, W_px)`` grey frames, one per tubelet frame (e.g. each tubelet's first).
+        sample: which sample of the batch.
+        names: a label per configuration (default ``config 0`` ...).
+        title: optional figure title.
+
+    Returns:
+        The path written.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    frames, rows, cols = (int(v) for v in batches[0].grid)
+    n = frames * rows * cols
+    fig, axes = plt.subplots(len(batches), frames, figsize=(1.9 * frames, 2.3 * len(batches) + 0.6), squeeze=False)
+    target_rgb, context_rgb = (0.894, 0.341, 0.18), (0.122, 0.231, 0.451)
+    for i, batch in enumerate(batches):
+        contexts, targets = _sample_masks(batch, sample)
+        ctx_len = None if batch.context_lengths is None else int(batch.context_lengths[0][sample])
+        tgt_len = None if batch.target_lengths is None else int(batch.target_lengths[0][sample])
+        flat = np.zeros(n, dtype=np.int8)  # 0 blank, 1 context, 2 target
+        flat[contexts[0][:ctx_len]] = 1
+        flat[targets[0][:tgt_len]] = 2
+        state = flat.reshape(frames, rows, cols)
+        for t in range(frames):
+            ax = axes[i][t]
+            rgba = np.zeros((rows, cols, 4))
+            rgba[state[t] == 1, :3], rgba[state[t] == 2, :3] = context_rgb, target_rgb
+            rgba[..., 3] = np.where(state[t] > 0, 0.45 if clip is not None else 0.9, 0.0)
+            if clip is not None:
+                ax.imshow(clip[t], extent=(0, cols, rows, 0), cmap="gray", interpolation="nearest")
+            ax.imshow(rgba, extent=(0, cols, rows, 0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            label = names[i] if names else f"config {i}"
+            ax.set_title(f"{label}, t={t}" if t == 0 else f"t={t}", fontsize=8)
+    handles = [Patch(color=context_rgb, label="context"), Patch(color=target_rgb, label="target (union of blocks)")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95 if title else 1))
     return _save(fig, path, dpi=100)
 
 

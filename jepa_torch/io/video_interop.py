@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from jepa_core.presets import HEADS_BY_WIDTH
-from jepa_torch.io.checkpoint import CheckpointError, load_strict
+from jepa_torch.io.checkpoint import CheckpointError, load_strict, strip_prefixes
 from jepa_torch.io.files import atomic_write
 from jepa_torch.io.interop import _optional
 from jepa_torch.models.positions import sincos_3d
@@ -41,15 +41,7 @@ V_JEPA2_PREDICTOR_HEADS = 12
 
 def _strip(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Keys without leading ``module.`` / ``backbone.`` / ``_orig_mod.`` (in any nesting)."""
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        name = key
-        while name.startswith(_PREFIXES):
-            name = name.split(".", 1)[1]
-        if name in out:
-            raise CheckpointError(f"keys {key!r} and another both become {name!r} once prefixes are stripped")
-        out[name] = value
-    return out
+    return strip_prefixes(state, _PREFIXES)
 
 
 def _depth(state: Mapping[str, Tensor], prefix: str) -> int:

@@ -48,11 +48,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from jepa_core.presets import get_preset
 from jepa_torch.models.positions import sincos_2d, sincos_3d
-from jepa_torch.models.vit import LN_EPS, Attention, MaskArg, Mlp, apply_masks, as_mask_list
+from jepa_torch.models.vit import LN_EPS, Attention, MaskArg, Mlp, apply_masks, as_mask_list, run_block
 
 __all__ = ["PatchEmbed3D", "Positions", "RoPEAttention", "VideoBlock", "VideoPredictor", "VideoTransformer",
            "build_video_encoder", "build_video_predictor", "rope_rotate", "token_positions"]
@@ -166,15 +165,6 @@ class VideoBlock(nn.Module):
         x = (x if keep_from is None else x[:, keep_from:]) + y
         out: torch.Tensor = x + self.mlp(self.norm2(x))
         return out
-
-
-def _run(block: nn.Module, x: torch.Tensor, recompute: bool, keep_from: int | None, valid: torch.Tensor | None,
-         pos: torch.Tensor | None) -> torch.Tensor:
-    if recompute and torch.is_grad_enabled():
-        out: torch.Tensor = checkpoint(block, x, keep_from, valid, pos, use_reentrant=False)
-        return out
-    result: torch.Tensor = block(x, keep_from, valid, pos)
-    return result
 
 
 def _init(module: nn.Module, blocks: nn.ModuleList, std: float, depth_rescale: bool) -> None:
@@ -363,7 +353,7 @@ class VideoTransformer(nn.Module):
             raise ValueError(f"valid has shape {tuple(valid.shape)} but the masked tokens are {tuple(tokens.shape[:2])}")
         pos = token_positions(ids, grid) if self.positions == "rope" else None
         for blk in self.blocks:
-            tokens = _run(blk, tokens, self.recompute, None, valid, pos)
+            tokens = run_block(blk, tokens, self.recompute, None, valid, pos)
         out: torch.Tensor = self.norm(tokens)
         return out
 
@@ -486,8 +476,8 @@ class VideoPredictor(nn.Module):
             keys = torch.cat([cv.repeat(mt, 1), tv], dim=1)  # (Mt*B, Kc+Kt)
         blocks = list(self.predictor_blocks)
         for blk in blocks[:-1]:
-            z = _run(blk, z, self.recompute, None, keys, pos)
-        z = _run(blocks[-1], z, self.recompute, kc, keys, pos) if blocks else z[:, kc:]  # (Mt*B, Kt, Dp)
+            z = run_block(blk, z, self.recompute, None, keys, pos)
+        z = run_block(blocks[-1], z, self.recompute, kc, keys, pos) if blocks else z[:, kc:]  # (Mt*B, Kt, Dp)
         out: torch.Tensor = self.predictor_proj(self.predictor_norm(z))  # (Mt*B, Kt, D)
         return out
 

@@ -261,16 +261,17 @@ class Block(nn.Module):
 
 
 def run_block(block: nn.Module, x: torch.Tensor, recompute: bool, keep_from: int | None = None,
-              valid: torch.Tensor | None = None) -> torch.Tensor:
-    """``block(x, keep_from, valid)``; with ``recompute`` (and autograd recording) under activation checkpointing.
+              valid: torch.Tensor | None = None, *extra: torch.Tensor | None) -> torch.Tensor:
+    """``block(x, keep_from, valid, *extra)``; with ``recompute`` (and autograd recording) under activation
+    checkpointing. ``extra``: further block arguments (the video blocks' token positions).
 
     Checkpointing keeps only the block's input for the backward and runs the block again there: the
     same values and gradients, less memory, about one more forward of the block in time.
     """
     if recompute and torch.is_grad_enabled():
-        out: torch.Tensor = checkpoint(block, x, keep_from, valid, use_reentrant=False)
+        out: torch.Tensor = checkpoint(block, x, keep_from, valid, *extra, use_reentrant=False)
         return out
-    result: torch.Tensor = block(x, keep_from, valid)
+    result: torch.Tensor = block(x, keep_from, valid, *extra)
     return result
 
 
