@@ -21,13 +21,13 @@ CORRECT = ["jepa_core.reference:backend", "jepa_torch.conformance.backend:backen
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, Outcome]:
-    files = {f"tests.mutants:{key}": chapters_of(m.caught_by) for key, m in MUTANTS.items()}
+    files = {m.spec: chapters_of(m.caught_by) for m in MUTANTS.values()}
     return run_many(sorted(files), files=files)
 
 
 @pytest.mark.parametrize("key", sorted(MUTANTS))
 def test_suite_rejects_mutant(key: str, verdicts: dict[str, Outcome]) -> None:
-    out = verdicts[f"tests.mutants:{key}"]
+    out = verdicts[MUTANTS[key].spec]
     assert out.returncode == 1, f"suite exit {out.returncode} on mutant {key}:\n{out.output[-2000:]}"
     missing = [law for law in MUTANTS[key].caught_by if law not in out.failed]
     assert not missing, f"mutant {key} escaped {missing}; failed laws were {sorted(out.failed)}"

@@ -18,11 +18,11 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown mutants {unknown}; known: {sorted(MUTANTS)}", file=sys.stderr)
         return 2
-    outcomes = run_many(f"tests.mutants:{k}" for k in keys)
+    outcomes = run_many(MUTANTS[k].spec for k in keys)
     escaped = 0
     print(f"| mutant | member | caught | must fail at | also failed | s |\n|---|---|---|---|---|---|")
     for k in keys:
-        m, out = MUTANTS[k], outcomes[f"tests.mutants:{k}"]
+        m, out = MUTANTS[k], outcomes[MUTANTS[k].spec]
         missing = [law for law in m.caught_by if law not in out.failed]
         ok = out.returncode == 1 and not missing
         escaped += not ok

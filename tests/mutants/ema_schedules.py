@@ -11,7 +11,7 @@ from jepa_core.protocols import FloatArray
 from jepa_core.reference import ReferenceBackend
 from jepa_core.schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
-from ._registry import mutant
+from ._registry import backend_getter, mutant
 
 
 @mutant("ema_update", "test_momentum_one_keeps_target", "test_momentum_zero_copies_context")
@@ -186,3 +186,6 @@ class StatefulMomentum(ReferenceBackend):
 
     def momentum_schedule(self, start: float, end: float, total_steps: int) -> Schedule:
         return _RatchetMomentum(MomentumSchedule(start, end, total_steps))
+
+
+__getattr__ = backend_getter(__name__)  # ``tests.mutants.ema_schedules:<key>`` names a backend

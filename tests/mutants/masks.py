@@ -22,7 +22,7 @@ from jepa_core import masks
 from jepa_core.masks import Grid, MaskBatch, MaskConfig
 from jepa_core.reference import ReferenceBackend
 
-from ._registry import mutant
+from ._registry import backend_getter, mutant
 
 _copies = itertools.count()
 
@@ -385,3 +385,6 @@ class ValidationSkipped(_MaskMutant):
 
     def sampler(self) -> Any:
         return _wrapped(validate=lambda grid, config: None, sample_masks=_sample_late)
+
+
+__getattr__ = backend_getter(__name__)  # ``tests.mutants.masks:<key>`` names a backend

@@ -20,7 +20,7 @@ from jepa_torch.models import JEPA
 from jepa_torch.objectives.representation import layer_norm_targets
 from jepa_torch.models.vit import apply_masks
 
-from ._registry import mutant
+from ._registry import backend_getter, mutant
 
 
 @mutant("objective", "test_objective_jepaLoss_nil_append_reverse")
@@ -220,3 +220,6 @@ class PaddingPooled(ReferenceBackend):
     def objective_parts(self, tokens: FloatArray, context_indices: IndexArray, target_blocks: Sequence[IndexArray],
                         seed: int, context_lengths: Any = None) -> ObjectiveParts:
         return super().objective_parts(tokens, context_indices, target_blocks, seed)
+
+
+__getattr__ = backend_getter(__name__)  # ``tests.mutants.model:<key>`` names a backend

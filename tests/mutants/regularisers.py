@@ -8,7 +8,7 @@ from jepa_core.protocols import FloatArray
 from jepa_core.reference import ReferenceBackend
 from jepa_core.regularisers import epps_pulley, vicreg_variance
 
-from ._registry import mutant
+from ._registry import backend_getter, mutant
 
 
 def _epps_pulley_variant(projections: FloatArray, knots: FloatArray, window: bool, sine: bool) -> FloatArray:
@@ -128,3 +128,6 @@ class DirectionsIgnoreTheSeed(ReferenceBackend):
         draws = np.random.standard_normal((dim, num))
         out: FloatArray = draws / np.linalg.norm(draws, axis=0, keepdims=True)
         return out
+
+
+__getattr__ = backend_getter(__name__)  # ``tests.mutants.regularisers:<key>`` names a backend

@@ -18,7 +18,7 @@ import numpy as np
 
 from jepa_core import masks, video_masks
 
-from ._registry import mutant
+from ._registry import backend_getter, mutant
 from .masks import _MaskMutant
 
 _copies = itertools.count()
@@ -230,3 +230,6 @@ class VideoUnseededPlacement(_MaskMutant):
             return real(loose, *rest)
 
         return _sampler(_copy(_place=place))
+
+
+__getattr__ = backend_getter(__name__)  # ``tests.mutants.video_masks:<key>`` names a backend
