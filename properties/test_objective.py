@@ -228,7 +228,7 @@ def test_padded_contexts_equal_each_sample_alone(backend: Any, r: PaddedContextP
 # --- the same laws on 3-D token grids (V-JEPA's masks) ------------------------
 # Fewer examples than the 2-D laws above, which they repeat on other index sets: a compiling backend
 # (JAX) compiles once per shape, and 3-D draws bring many shapes.
-VIDEO_EXAMPLES = settings(max_examples=20)
+VIDEO_EXAMPLES = settings(max_examples=10)
 
 
 @VIDEO_EXAMPLES

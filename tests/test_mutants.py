@@ -1,7 +1,7 @@
 """Meta-tests: the law suite must fail on each mutant backend, at the laws the bug breaks.
 
-The suite runs once per mutant in a subprocess (two at a time), on the chapters that hold the
-mutant's named laws; each test then reads its mutant's verdict. ``python -m tests.mutants`` runs the
+The suite runs once per mutant in a subprocess (two at a time), on the mutant's named laws alone;
+each test then reads its mutant's verdict. ``python -m tests.mutants`` runs the
 whole suite on each and prints a table (with the laws of other chapters that also failed).
 """
 
@@ -14,14 +14,14 @@ import sys
 import pytest
 
 from tests.mutants import MUTANTS
-from tests.mutants.run import ROOT, Outcome, chapters_of, run_many, run_suite
+from tests.mutants.run import ROOT, Outcome, laws_of, run_many, run_suite
 
 CORRECT = ["jepa_core.reference:backend", "jepa_torch.conformance.backend:backend"]
 
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, Outcome]:
-    files = {m.spec: chapters_of(m.caught_by) for m in MUTANTS.values()}
+    files = {m.spec: laws_of(m.caught_by) for m in MUTANTS.values()}
     return run_many(sorted(files), files=files)
 
 

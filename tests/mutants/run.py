@@ -26,8 +26,8 @@ class Outcome:
     output: str
 
 
-def chapters_of(laws: Iterable[str]) -> list[str]:
-    """The law-suite files (``properties/test_*.py``) that define the given laws, sorted.
+def laws_of(laws: Iterable[str]) -> list[str]:
+    """The pytest node ids (``properties/test_*.py::law``) of the given laws, sorted.
 
     Raises:
         LookupError: a law no file defines (renamed or misspelt in a mutant's registration).
@@ -36,18 +36,18 @@ def chapters_of(laws: Iterable[str]) -> list[str]:
     for path in sorted((ROOT / "properties").glob("test_*.py")):
         for law in re.findall(r"^def (test_\w+)\(", path.read_text(), flags=re.MULTILINE):
             if law in wanted:
-                found[law] = f"properties/{path.name}"
+                found[law] = f"properties/{path.name}::{law}"
     missing = sorted(wanted - set(found))
     if missing:
         raise LookupError(f"no law-suite file defines {missing}")
-    return sorted(set(found.values()))
+    return sorted(found.values())
 
 
 def run_suite(backend: str, profile: str = "mutant", files: Sequence[str] = ("properties",)) -> Outcome:
     """``pytest <files> --jepa-backend=backend`` under a Hypothesis profile, one thread per process.
 
-    ``files`` defaults to the whole suite; the mutation meta-tests pass the chapters that hold a
-    mutant's named laws (:func:`chapters_of`), since laws in other chapters cannot change the verdict.
+    ``files`` defaults to the whole suite; the mutation meta-tests pass a mutant's named laws alone
+    (:func:`laws_of`), since no other law can change their verdict.
     """
     env = dict(os.environ, HYPOTHESIS_PROFILE=profile, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     start = time.perf_counter()
