@@ -51,7 +51,8 @@ from torch import nn
 
 from jepa_core.presets import get_preset
 from jepa_torch.models.positions import sincos_2d, sincos_3d
-from jepa_torch.models.vit import LN_EPS, Attention, MaskArg, Mlp, apply_masks, as_mask_list, run_block
+from jepa_torch.models.vit import (LN_EPS, Attention, MaskArg, Mlp, apply_masks, as_mask_list, init_weights_,
+                                   rescale_residual_, run_block)
 
 __all__ = ["PatchEmbed3D", "Positions", "RoPEAttention", "VideoBlock", "VideoPredictor", "VideoTransformer",
            "build_video_encoder", "build_video_predictor", "rope_rotate", "token_positions"]
@@ -165,25 +166,6 @@ class VideoBlock(nn.Module):
         x = (x if keep_from is None else x[:, keep_from:]) + y
         out: torch.Tensor = x + self.mlp(self.norm2(x))
         return out
-
-
-def _init(module: nn.Module, blocks: nn.ModuleList, std: float, depth_rescale: bool) -> None:
-    """The official constructors' init: trunc-normal Linear/Conv weights, zero biases, unit LayerNorms,
-    then (``depth_rescale``) block ``i``'s ``attn.proj`` and ``mlp.fc2`` divided by ``sqrt(2 (i + 1))``."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-            nn.init.trunc_normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    if depth_rescale:
-        with torch.no_grad():
-            for i, blk in enumerate(blocks):
-                assert isinstance(blk, VideoBlock)
-                blk.attn.proj.weight.div_(math.sqrt(2.0 * (i + 1)))
-                blk.mlp.fc2.weight.div_(math.sqrt(2.0 * (i + 1)))
 
 
 class PatchEmbed3D(nn.Module):
@@ -304,7 +286,9 @@ class VideoTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
         self.recompute = False
         self._other: dict[tuple[Any, ...], torch.Tensor] = {}
-        _init(self, self.blocks, init_std, depth_rescale)
+        init_weights_(self, init_std)
+        if depth_rescale:
+            rescale_residual_(self.blocks)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         _conv2d_to_3d(state_dict, prefix + "patch_embed.proj.weight")
@@ -413,7 +397,9 @@ class VideoPredictor(nn.Module):
         self.predictor_norm = nn.LayerNorm(pred_emb_dim, eps=LN_EPS)
         self.predictor_proj = nn.Linear(pred_emb_dim, embed_dim)
         self.recompute = False
-        _init(self, self.predictor_blocks, init_std, depth_rescale)
+        init_weights_(self, init_std)
+        if depth_rescale:
+            rescale_residual_(self.predictor_blocks)
         if not zero_init_mask_tokens:
             for token in self.mask_tokens:
                 nn.init.trunc_normal_(token, std=init_std)

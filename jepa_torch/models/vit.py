@@ -276,12 +276,12 @@ def run_block(block: nn.Module, x: torch.Tensor, recompute: bool, keep_from: int
 
 
 def init_weights_(module: nn.Module, std: float = 0.02) -> None:
-    """Official per-layer init, in place: trunc-normal Linear/Conv2d weights, zero biases, unit LayerNorms.
+    """Official per-layer init, in place: trunc-normal Linear/Conv2d/Conv3d weights, zero biases, unit LayerNorms.
 
     The truncation is at +-2 absolute (the official ``trunc_normal_`` default), i.e. none in practice.
     """
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(m.weight, std=std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -293,10 +293,11 @@ def init_weights_(module: nn.Module, std: float = 0.02) -> None:
 def rescale_residual_(blocks: nn.ModuleList) -> None:
     """Divide block ``i``'s ``attn.proj`` and ``mlp.fc2`` weights by ``sqrt(2 * (i + 1))``, in place."""
     with torch.no_grad():
-        for i, blk in enumerate(blocks):
-            assert isinstance(blk, Block)
-            blk.attn.proj.weight.div_(math.sqrt(2.0 * (i + 1)))
-            blk.mlp.fc2.weight.div_(math.sqrt(2.0 * (i + 1)))
+        for i, blk in enumerate(blocks):  # image Blocks and video VideoBlocks share these names
+            proj, fc2 = blk.get_submodule("attn.proj"), blk.get_submodule("mlp.fc2")
+            assert isinstance(proj, nn.Linear) and isinstance(fc2, nn.Linear), type(blk)
+            proj.weight.div_(math.sqrt(2.0 * (i + 1)))
+            fc2.weight.div_(math.sqrt(2.0 * (i + 1)))
 
 
 def _hidden(dim: int, mlp_ratio: float, mlp_hidden_dim: int | None) -> int:
