@@ -51,21 +51,14 @@ from torch import nn
 
 from jepa_core.presets import get_preset
 from jepa_torch.models.positions import sincos_2d, sincos_3d
-from jepa_torch.models.vit import (LN_EPS, Attention, MaskArg, Mlp, apply_masks, as_mask_list, init_weights_,
-                                   rescale_residual_, run_block)
+from jepa_torch.models.vit import (LN_EPS, Attention, MaskArg, Mlp, _pair, apply_masks, as_mask_list,
+                                   init_weights_, rescale_residual_, run_block)
 
 __all__ = ["PatchEmbed3D", "Positions", "RoPEAttention", "VideoBlock", "VideoPredictor", "VideoTransformer",
            "build_video_encoder", "build_video_predictor", "rope_rotate", "token_positions"]
 
 Positions = Literal["sincos", "rope", "sincos2d"]
 POSITIONS: tuple[Positions, ...] = ("sincos", "rope", "sincos2d")
-
-
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or any(not isinstance(v, int) or v <= 0 for v in pair):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
-    return pair[0], pair[1]
 
 
 def token_positions(ids: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
@@ -91,10 +84,10 @@ def rope_rotate(x: torch.Tensor, pos: torch.Tensor, interleave: bool = False) ->
     freq = pos.to(x.dtype)[..., None] * omega  # (..., N, d/2)
     if pos.dim() == 2:
         freq = freq[:, None]  # (B, 1, N, d/2): the same for every head
-    if interleave:
+    if interleave:  # (..., d): omega_0, omega_0, omega_1, omega_1, ...
         sin, cos = freq.sin().repeat_interleave(2, dim=-1), freq.cos().repeat_interleave(2, dim=-1)
-    else:
-        sin, cos = freq.sin().repeat(*([1] * (freq.dim() - 1)), 2), freq.cos().repeat(*([1] * (freq.dim() - 1)), 2)
+    else:  # (..., d): omega_0 .. omega_{d/2-1}, then the same again (the official tiling)
+        sin, cos = torch.cat([freq.sin()] * 2, dim=-1), torch.cat([freq.cos()] * 2, dim=-1)
     pairs = x.reshape(*x.shape[:-1], d // 2, 2)  # (..., d/2, 2)
     turned = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)  # (..., d)
     return x * cos + turned * sin
