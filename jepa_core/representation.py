@@ -29,8 +29,8 @@ __all__ = [
     "squared_l2",
 ]
 
-LossKind: TypeAlias = Literal["smooth_l1", "l2"]
-"""The representation losses of the spec: smooth-L1 (I-JEPA's) and squared L2."""
+LossKind: TypeAlias = Literal["smooth_l1", "l2", "l1"]
+"""The representation losses of the spec: smooth-L1 (I-JEPA's), squared L2 and L1 (V-JEPA's)."""
 
 
 def _check_pair(target: FloatArray, prediction: FloatArray) -> None:
@@ -45,15 +45,15 @@ def check_loss_kind(kind: object, key: str = "kind") -> LossKind:
     """``kind`` as a :data:`~jepa_core.representation.LossKind`: the one check of a loss name.
 
     Args:
-        kind: the name to check: ``"smooth_l1"`` or ``"l2"``.
+        kind: the name to check: ``"smooth_l1"``, ``"l2"`` or ``"l1"``.
         key: how the caller's error names the value (``optimization.loss``, ``loss``).
 
     Raises:
-        ValueError: ``<key>=<kind>: use smooth_l1 or l2``, one line.
+        ValueError: ``<key>=<kind>: use smooth_l1, l2 or l1``, one line.
     """
     kinds = get_args(LossKind)
     if not isinstance(kind, str) or kind not in kinds:
-        raise ValueError(f"{key}={kind!r}: use {' or '.join(kinds)}")
+        raise ValueError(f"{key}={kind!r}: use {', '.join(kinds[:-1])} or {kinds[-1]}")
     return cast(LossKind, kind)
 
 
@@ -66,16 +66,20 @@ def elementwise_loss(
         target: ``(..., D)`` target representations.
         prediction: ``(..., D)`` predictions, the same shape.
         kind: ``"smooth_l1"`` (Huber with threshold ``beta``, as
-            ``torch.nn.functional.smooth_l1_loss``) or ``"l2"`` (squared error).
-        beta: the smooth-L1 threshold; must be positive. Ignored for ``"l2"``.
+            ``torch.nn.functional.smooth_l1_loss``), ``"l2"`` (squared error) or ``"l1"`` (absolute
+            error, V-JEPA's).
+        beta: the smooth-L1 threshold; must be positive. Ignored for the others.
 
     Returns:
         ``(..., D)`` non-negative losses.
     """
     _check_pair(target, prediction)
     diff = np.abs(np.asarray(prediction) - np.asarray(target))
-    if check_loss_kind(kind) == "l2":
+    kind = check_loss_kind(kind)
+    if kind == "l2":
         return diff * diff
+    if kind == "l1":
+        return diff
     if not beta > 0.0:
         raise ValueError(f"beta={beta}: the smooth-L1 threshold must be positive")
     return np.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)

@@ -50,7 +50,7 @@ from .schedules import CosineWeightDecay, MomentumSchedule, WarmupCosineLR
 
 __all__ = ["JaxBackend", "backend", "small_config", "small_model"]
 
-KINDS: tuple[LossKind, ...] = ("smooth_l1", "l2")
+KINDS: tuple[LossKind, ...] = ("smooth_l1", "l2", "l1")
 REDUCTIONS: tuple[Reduction, ...] = ("sum", "mean")
 
 # The floors of the static sizes: the law suite's shapes fit in one or two buckets.

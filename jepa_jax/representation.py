@@ -20,13 +20,13 @@ TARGET_NORM_EPS = 1e-5
 
 
 def elementwise_loss(target: Array, prediction: Array, kind: LossKind = "smooth_l1") -> Array:
-    """Per-element loss ``(..., D), (..., D) -> (..., D)``: smooth-L1 (beta 1) or squared error.
+    """Per-element loss ``(..., D), (..., D) -> (..., D)``: smooth-L1 (beta 1), squared or absolute error.
 
     Args:
         target: ``(..., D)`` target representations.
         prediction: ``(..., D)`` predictions, the same shape (no broadcasting).
         kind: ``"smooth_l1"`` (``0.5 d²`` for ``d < 1``, else ``d - 0.5``, with ``d = |prediction - target|``)
-            or ``"l2"`` (``d²``).
+            ``"l2"`` (``d²``) or ``"l1"`` (``d``).
 
     Raises:
         ValueError: for shapes that differ or an unknown ``kind``.
@@ -35,8 +35,11 @@ def elementwise_loss(target: Array, prediction: Array, kind: LossKind = "smooth_
         raise ValueError(f"target shape {tuple(target.shape)} != prediction shape {tuple(prediction.shape)}: "
                          "a representation loss compares arrays of identical shape")
     diff = jnp.abs(prediction - target)
-    if check_loss_kind(kind) == "l2":
+    kind = check_loss_kind(kind)
+    if kind == "l2":
         return diff * diff
+    if kind == "l1":
+        return diff
     return jnp.where(diff < 1.0, 0.5 * diff * diff, diff - 0.5)
 
 

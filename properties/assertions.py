@@ -36,10 +36,12 @@ def assert_array_close(actual: NDArray[Any], expected: NDArray[Any], law: str, t
 
 
 def oracle_elementwise(target: NDArray[np.float64], pred: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
-    """Smooth-L1 (beta 1) or squared error, elementwise."""
+    """Smooth-L1 (beta 1), squared error or absolute error, elementwise."""
     d = np.abs(pred - target)
     if kind == "l2":
         return d**2
+    if kind == "l1":
+        return d
     return np.where(d < 1.0, 0.5 * d**2, d - 0.5)
 
 

@@ -29,7 +29,7 @@ MAX_TOKENS = 12
 MAX_DIM = 5
 MAX_BLOCKS = 4
 
-loss_kinds = st.sampled_from(["smooth_l1", "l2"])
+loss_kinds = st.sampled_from(["smooth_l1", "l2", "l1"])
 feature_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=MAX_DIM)
 """``(..., D)`` shapes of rank 1..4, feature axis last, ``1 <= D <= MAX_DIM``."""
 

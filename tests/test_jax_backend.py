@@ -49,7 +49,7 @@ from properties.strategies import (  # noqa: E402
 )
 
 TOL = 1e-6
-KINDS = ("smooth_l1", "l2")
+KINDS = ("smooth_l1", "l2", "l1")
 REDUCTIONS = ("sum", "mean")
 BACKENDS = {"numpy": reference, "torch": torch_backend}
 

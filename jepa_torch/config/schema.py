@@ -302,7 +302,7 @@ class OptimConfig:
         weight_decay, final_weight_decay: the cosine weight-decay ends.
         ema: EMA momentum at the start and at the end of the schedule.
         grad_clip: global gradient-norm clip (None: off, as official).
-        loss: ``smooth_l1`` (official) or ``l2``.
+        loss: ``smooth_l1`` (official I-JEPA), ``l2`` or ``l1`` (official V-JEPA).
         var_weight, cov_weight: VICReg variance / covariance terms on the context tokens (0: off).
         sigreg_weight: I-JEPA only: weight of SIGReg added to the prediction loss (0: off).
         sigreg_embedding: I-JEPA only: what SIGReg shapes: ``context_tokens`` (every context token of

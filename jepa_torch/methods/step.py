@@ -68,7 +68,7 @@ class StepConfig:
     """What one step computes.
 
     Attributes:
-        loss: ``"smooth_l1"`` (official) or ``"l2"``.
+        loss: ``"smooth_l1"`` (official I-JEPA), ``"l2"`` or ``"l1"`` (V-JEPA).
         var_weight: weight of VICReg's variance hinge on the context tokens (0: off, official).
         cov_weight: weight of VICReg's covariance penalty on the context tokens (0: off).
         sigreg_weight: weight of SIGReg on the context encoder's output (0: off); ``train_step``

@@ -34,8 +34,11 @@ def prediction_loss(prediction: Tensor, target: Tensor, kind: LossKind = "smooth
     ``"mean"`` is the spec's normalisation (sum / (R * K * D)); it is what the
     official training optimises (``F.smooth_l1_loss`` with mean reduction).
     """
-    if check_loss_kind(kind) == "l2":
+    kind = check_loss_kind(kind)
+    if kind == "l2":
         return F.mse_loss(prediction, target, reduction=reduction)
+    if kind == "l1":  # V-JEPA's
+        return F.l1_loss(prediction, target, reduction=reduction)
     return F.smooth_l1_loss(prediction, target, reduction=reduction, beta=1.0)
 
 

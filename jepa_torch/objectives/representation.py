@@ -16,11 +16,14 @@ __all__ = ["elementwise_loss", "layer_norm_targets"]
 
 
 def elementwise_loss(target: Tensor, prediction: Tensor, kind: LossKind = "smooth_l1") -> Tensor:
-    """Per-element loss ``(..., D) -> (..., D)``: smooth-L1 (beta 1) or squared error."""
+    """Per-element loss ``(..., D) -> (..., D)``: smooth-L1 (beta 1), squared error or absolute error."""
     if target.shape != prediction.shape:
         raise ValueError(f"target shape {tuple(target.shape)} != prediction shape {tuple(prediction.shape)}")
-    if check_loss_kind(kind) == "l2":
+    kind = check_loss_kind(kind)
+    if kind == "l2":
         return F.mse_loss(prediction, target, reduction="none")
+    if kind == "l1":
+        return F.l1_loss(prediction, target, reduction="none")
     return F.smooth_l1_loss(prediction, target, reduction="none", beta=1.0)
 
 
