@@ -37,8 +37,12 @@ class EncoderConfig:
         num_heads: attention heads.
         mlp_hidden_dim: MLP hidden width.
         in_chans: image channels, or features per step for a sequence encoder.
-        patch_size: ``(ph, pw)`` for images; ``()`` for a sequence encoder.
-        grid: ``(rows, cols)`` for images; ``(length,)`` for sequences.
+        patch_size: ``(ph, pw)`` for images; ``(tubelet, ph, pw)`` for videos; ``()`` for a sequence
+            encoder.
+        grid: ``(rows, cols)`` for images; ``(T, rows, cols)`` tubelets for videos; ``(length,)`` for
+            sequences.
+        positions: videos only: ``rope`` (V-JEPA 2) or ``sincos`` (a fixed 3-D table); empty for the
+            fixed sin-cos table of images and sequences.
     """
 
     embed_dim: int
@@ -48,6 +52,7 @@ class EncoderConfig:
     in_chans: int
     patch_size: tuple[int, ...]
     grid: tuple[int, ...]
+    positions: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class PredictorConfig:
         num_heads: attention heads (divide ``pred_emb_dim``).
         mlp_hidden_dim: MLP hidden width.
         grid: the encoder's grid.
+        num_mask_tokens: videos only: learned mask tokens, one per mask configuration.
     """
 
     embed_dim: int
@@ -70,6 +76,7 @@ class PredictorConfig:
     num_heads: int
     mlp_hidden_dim: int
     grid: tuple[int, ...]
+    num_mask_tokens: int = 1
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,40 @@ class JEPAConfig:
         encoder = _preset_encoder(preset, depth, input_dim, (), (seq_len,))
         return cls(encoder, official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads), init_std,
                    depth_rescale)
+
+    @classmethod
+    def video(cls, preset: str = "vit_large", *, img_size: int = 256, patch_size: int = 16, num_frames: int = 16,
+              tubelet_size: int = 2, in_chans: int = 3, depth: int | None = None, positions: str = "rope",
+              pred_depth: int = 12, pred_emb_dim: int = 384, pred_num_heads: int | None = None,
+              num_mask_tokens: int = 2, init_std: float = 0.02, depth_rescale: bool = False) -> JEPAConfig:
+        """A video JEPA (V-JEPA) of an official preset; the defaults are V-JEPA 2's (256 px, 16 frames,
+        2x16x16 tubelets, RoPE, a 12-block predictor of width 384, two mask tokens).
+
+        Args:
+            img_size: frame side, a multiple of ``patch_size``.
+            num_frames: frames per clip, a multiple of ``tubelet_size``.
+            positions: ``rope`` or ``sincos``.
+            num_mask_tokens: one per mask configuration.
+            (the rest as :meth:`image`)
+        """
+        if img_size % patch_size or num_frames % tubelet_size:
+            raise ModelConfigError(f"img_size={img_size} must be a multiple of patch_size={patch_size} and "
+                                   f"num_frames={num_frames} of tubelet_size={tubelet_size}")
+        if positions not in ("rope", "sincos"):
+            raise ModelConfigError(f"positions={positions!r}: use rope or sincos")
+        if num_mask_tokens < 1:
+            raise ModelConfigError(f"num_mask_tokens={num_mask_tokens}: must be >= 1")
+        grid = (num_frames // tubelet_size, img_size // patch_size, img_size // patch_size)
+        base = _preset_encoder(preset, depth, in_chans, (tubelet_size, patch_size, patch_size), grid)
+        encoder = EncoderConfig(**{**asdict(base), "positions": positions})
+        predictor = official_predictor(encoder, pred_depth, pred_emb_dim, pred_num_heads)
+        return cls(encoder, PredictorConfig(**{**asdict(predictor), "num_mask_tokens": num_mask_tokens}), init_std,
+                   depth_rescale)
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the networks take clips (a ``(T, H, W)`` tubelet grid)."""
+        return len(self.encoder.grid) == 3
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for a checkpoint's ``model`` entry."""

@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--draws", type=int, default=3, help="low-shot subsets per entry (default 3)")
     ev.add_argument("--cache", help="keep the features in this folder and reuse them (default: a temporary one)")
     ev.add_argument("--img-size", type=int, help="image side for --train/--val (default: the encoder's)")
+    ev.add_argument("--clips", type=int, default=1,
+                    help="videos: evenly spaced clips per video, their features averaged (default 1, the middle)")
+    ev.add_argument("--label", help="videos: which labels to probe (a labels.csv column, e.g. digit or direction; "
+                                    "default: the run's data.label)")
     ev.add_argument("--token-disk-gib", type=float, default=16.0,
                     help="store the attentive probe's tokens up to this size, else encode again each epoch")
     ev.add_argument("--batch-size", type=int, default=128, help="feature extraction batch (default 128)")
@@ -138,6 +142,7 @@ def _eval(args: argparse.Namespace) -> int:
         probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
         progress=not args.no_progress, cache=args.cache, img_size=args.img_size, token_disk_gib=args.token_disk_gib,
+        clips=args.clips, label=args.label,
         linear=replace(defaults.linear, **floor, **({} if args.epochs is None else {"epochs": args.epochs})),
         attentive=replace(defaults.attentive, **floor,
                           **({} if args.attentive_epochs is None else {"epochs": args.attentive_epochs})))

@@ -18,6 +18,7 @@ from typing import Literal
 from jepa_core.mask_schedules import TargetScaleSchedule
 from jepa_core.masks import OFFICIAL_FLAGS, ContextTrim, MaskConfig
 from jepa_core.masks import validate as validate_masks
+from jepa_core.video_masks import VIDEO_OFFICIAL_FLAGS, VideoMaskConfig, validate_video
 from jepa_core.presets import VIT_PRESETS, canonical_preset, get_preset
 from jepa_core.representation import LossKind, check_loss_kind
 
@@ -36,7 +37,10 @@ __all__ = [
     "register_method_check",
 ]
 
-Dataset = Literal["digits", "image_folder", "sequence"]
+Dataset = Literal["digits", "image_folder", "sequence", "video_folder", "moving_digits"]
+VIDEO_DATASETS = ("video_folder", "moving_digits")
+ClipSampling = Literal["random", "uniform"]
+VideoPositions = Literal["rope", "sincos"]
 SigregEmbedding = Literal["context_tokens", "context_pooled"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -131,6 +135,8 @@ class ModelConfig:
         pred_emb_dim: predictor width; must be divisible by the preset's heads.
         depth_rescale: keep the residual-projection depth rescaling at init (the official
             training overwrites it, so False reproduces official runs).
+        tubelet_size: video only: frames per tubelet (V-JEPA's 2).
+        positions: video only: ``rope`` (V-JEPA 2's 3-D RoPE) or ``sincos`` (V-JEPA 1's fixed 3-D table).
     """
 
     preset: str = "vit_tiny"
@@ -139,8 +145,12 @@ class ModelConfig:
     pred_depth: int = 6
     pred_emb_dim: int = 96
     depth_rescale: bool = False
+    tubelet_size: int = 2
+    positions: VideoPositions = "rope"
 
     def __post_init__(self) -> None:
+        if self.positions not in ("rope", "sincos"):
+            raise _fail("model.positions", self.positions, "use rope or sincos")
         try:
             official = canonical_preset(self.preset) if isinstance(self.preset, str) else ""
         except ValueError:
@@ -148,7 +158,7 @@ class ModelConfig:
         if not official:
             raise _fail("model.preset", self.preset, f"use one of {', '.join(PRESETS)} (or tiny .. giant)")
         object.__setattr__(self, "preset", official)  # one spelling from here on
-        _positive("model", self, "patch_size", "pred_depth", "pred_emb_dim")
+        _positive("model", self, "patch_size", "pred_depth", "pred_emb_dim", "tubelet_size")
         if self.depth is not None and self.depth < 1:
             raise _fail("model.depth", self.depth, "must be >= 1, or null for the preset's depth")
 
@@ -161,10 +171,14 @@ class DataConfig:
         dataset: ``digits`` (scikit-learn's bundled 8x8 digits, upsampled; offline),
             ``image_folder`` (a folder of images at ``path``: ``<path>/<class>/<image>`` with labels, or
             ``<path>/<image>`` without), or ``sequence`` (a ``.npy`` file of shape ``(N, T, input_dim)``
-            at ``path``). Left out (null), it is read from ``path``: none gives digits, a ``.npy`` file
-            a sequence, anything else an image folder.
+            at ``path``), ``video_folder`` (videos at ``path``: ``<path>/<class>/<video>``, files or
+            folders of frames, or a ``labels.csv``; ``jepa_torch.data.video``) or ``moving_digits``
+            (the bundled video set, written once from the digits; ``jepa_torch.data.moving_digits``).
+            Left out (null), it is read from ``path``: none gives digits, a ``.npy`` file a sequence,
+            anything else an image folder.
         path: the folder or file (a leading ``~`` is the home folder); digits take none, and a path
-            given beside them is refused.
+            given beside them is refused; moving digits are written there (default: a folder under
+            ``$JEPA_DATA``).
         img_size: the square crop side fed to the encoder (official ``crop_size``).
         crop_scale: random-resized-crop area range (official ``(0.3, 1.0)``).
         horizontal_flip, color_jitter, gaussian_blur: the official augmentations;
@@ -172,6 +186,12 @@ class DataConfig:
         batch_size: per-process batch size.
         num_workers: DataLoader worker processes.
         holdout_fraction: share of the data never trained on, kept for evaluation.
+        frames_per_clip, frame_step: video only: a clip is ``frames_per_clip`` frames, ``frame_step``
+            apart.
+        clip_sampling: video only: where a training clip starts: ``random`` (uniform over the video)
+            or ``uniform`` (its middle).
+        label: video only: which labels the probes and the online probe read (a column of the
+            folder's ``labels.csv``; moving digits: ``digit`` or ``direction``); null: the first.
     """
 
     dataset: Dataset | None = None
@@ -184,6 +204,10 @@ class DataConfig:
     batch_size: int = 64
     num_workers: int = 0
     holdout_fraction: float = 0.2
+    frames_per_clip: int = 16
+    frame_step: int = 4
+    clip_sampling: ClipSampling = "random"
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.path, str) and self.path.startswith("~"):  # a shell leaves ~ in --set data.path=~/x
@@ -191,14 +215,17 @@ class DataConfig:
         if self.dataset is None:  # one spelling from here on: the dataset the path names
             inferred = "digits" if not self.path else "sequence" if self.path.endswith(".npy") else "image_folder"
             object.__setattr__(self, "dataset", inferred)
-        if self.dataset not in ("digits", "image_folder", "sequence"):
-            raise _fail("data.dataset", self.dataset, "use digits, image_folder or sequence")
-        if self.dataset != "digits" and not self.path:
+        if self.dataset not in ("digits", "image_folder", "sequence", *VIDEO_DATASETS):
+            raise _fail("data.dataset", self.dataset,
+                        "use digits, image_folder, sequence, video_folder or moving_digits")
+        if self.dataset not in ("digits", "moving_digits") and not self.path:
             raise _fail("data.path", self.path, f"dataset {self.dataset} needs a path")
         if self.dataset == "digits" and self.path:
             raise _fail("data.path", self.path, "data.dataset=digits reads the bundled digits and ignores a path; "
                         "set data.dataset=image_folder (or sequence for a .npy file) to train on it")
-        _positive("data", self, "img_size", "batch_size")
+        _positive("data", self, "img_size", "batch_size", "frames_per_clip", "frame_step")
+        if self.clip_sampling not in ("random", "uniform"):
+            raise _fail("data.clip_sampling", self.clip_sampling, "use random or uniform")
         _range("data.crop_scale", self.crop_scale, 1e-6, 1.0)
         _non_negative("data", self, "color_jitter", "num_workers")
         if not 0.0 <= self.holdout_fraction < 1.0:
@@ -226,6 +253,13 @@ class MaskSection:
             rate moves to ``optimization.final_lr``. None: ``target_scale`` throughout (official).
         target_scale_warmup_epochs: epochs held at ``target_scale`` before the move starts
             (unused while ``final_target_scale`` is None).
+        video_blocks, video_spatial_scale: video only: the mask configurations, one per entry
+            (``jepa_core.video_masks.VideoMaskConfig``): ``video_blocks[i]`` boxes, each covering
+            ``video_spatial_scale[i]`` of a frame. V-JEPA 2's are 8 of 0.15 and 2 of 0.7. The boxes'
+            aspect is ``target_aspect``, their contexts keep ``min_keep`` tokens, ``context_trim`` and
+            ``official_compatible`` apply as for images.
+        video_temporal_scale: video only: the share of the clip's tubelets a box spans (1: all).
+        video_context_frames: video only: the context lies in this first share of the clip (1: all).
     """
 
     num_targets: int = 4
@@ -240,6 +274,10 @@ class MaskSection:
     official_compatible: bool = False
     final_target_scale: tuple[float, float] | None = None
     target_scale_warmup_epochs: float = 0.0
+    video_blocks: tuple[int, ...] = (8, 2)
+    video_spatial_scale: tuple[float, ...] = (0.15, 0.7)
+    video_temporal_scale: tuple[float, float] = (1.0, 1.0)
+    video_context_frames: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.official_compatible, bool):
@@ -253,6 +291,40 @@ class MaskSection:
             raise _fail("mask.final_target_scale", end,
                         "must be [low, high] with 0 < low <= high <= 1, or null for a fixed target_scale")
         _non_negative("mask", self, "target_scale_warmup_epochs")
+        if not self.video_blocks or len(self.video_blocks) != len(self.video_spatial_scale):
+            raise _fail("mask.video_blocks", self.video_blocks,
+                        f"give one entry per entry of mask.video_spatial_scale={self.video_spatial_scale!r}")
+        self.to_video_configs()
+
+    def to_video_configs(self) -> tuple[VideoMaskConfig, ...]:
+        """The video mask configurations, one per entry of ``video_blocks``.
+
+        Raises:
+            ConfigError: naming the ``mask.`` key.
+        """
+        names = {"num_blocks": "video_blocks", "spatial_scale": "video_spatial_scale", "aspect": "target_aspect",
+                 "temporal_scale": "video_temporal_scale", "context_frames": "video_context_frames",
+                 "trim": "context_trim"}
+        try:
+            return tuple(VideoMaskConfig(
+                num_blocks=blocks, spatial_scale=(scale, scale), temporal_scale=self.video_temporal_scale,
+                aspect=self.target_aspect, context_frames=self.video_context_frames, min_keep=self.min_keep,
+                trim=self.context_trim, **dict.fromkeys(VIDEO_OFFICIAL_FLAGS, self.official_compatible))
+                for blocks, scale in zip(self.video_blocks, self.video_spatial_scale, strict=True))
+        except (ValueError, TypeError) as exc:
+            text = str(exc)
+            for field_name, key in names.items():
+                text = text.replace(f"VideoMaskConfig.{field_name}=", f"mask.{key}: one entry is ")
+            raise ConfigError(text) from None
+
+    def check_video_grid(self, grid: tuple[int, int, int]) -> None:
+        """Refuse video mask configurations that are impossible on the ``(T, H, W)`` tubelet grid, in one line."""
+        for i, config in enumerate(self.to_video_configs()):
+            try:
+                validate_video(grid, config)
+            except ValueError as exc:
+                raise ConfigError(f"mask.video_blocks[{i}]: {str(exc).replace('VideoMaskConfig.', '')} (on the "
+                                  f"{grid[0]}x{grid[1]}x{grid[2]} tubelet grid)") from None
 
     def to_mask_config(self) -> MaskConfig:
         """The sampler's config at ``target_scale`` (the start of the schedule)."""
@@ -476,7 +548,23 @@ class TrainConfig:
         if self.data.img_size % self.model.patch_size:
             raise _fail("model.patch_size", self.model.patch_size,
                         f"must divide data.img_size={self.data.img_size}")
+        if self.is_video:
+            if self.data.frames_per_clip % self.model.tubelet_size:
+                raise _fail("model.tubelet_size", self.model.tubelet_size,
+                            f"must divide data.frames_per_clip={self.data.frames_per_clip}")
+            self.mask.check_video_grid(self.video_grid())
+            return
         self.mask.check_grid(self.grid())
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the run trains on videos (``data.dataset`` is a video set)."""
+        return self.data.dataset in VIDEO_DATASETS
+
+    def video_grid(self) -> tuple[int, int, int]:
+        """The tubelet grid ``(T, H, W)`` of a video run."""
+        side = self.data.img_size // self.model.patch_size
+        return self.data.frames_per_clip // self.model.tubelet_size, side, side
 
     def grid(self) -> tuple[int, int]:
         """The patch grid of an image run."""

@@ -56,8 +56,9 @@ __all__ = [
 SPLIT_SEED = 0
 """Seeds the train / held-out split of every dataset (independent of ``run.seed``)."""
 
-InputSpec: TypeAlias = tuple[Literal["image", "sequence"], tuple[int, ...]]
-"""``("image", (C, H, W))`` or ``("sequence", (T, input_dim))``: what the encoder is built for."""
+InputSpec: TypeAlias = tuple[Literal["image", "sequence", "video"], tuple[int, ...]]
+"""``("image", (C, H, W))``, ``("sequence", (T, input_dim))`` or ``("video", (C, T, H, W))``: what the encoder is
+built for."""
 SampleKey: TypeAlias = tuple[int, int, int]
 """``(seed, epoch, index)``: a sample and the draw of its augmentation."""
 Split = Literal["train", "holdout"]
@@ -276,10 +277,12 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
     augment = split == "train" if augment is None else augment
     part = 1 if split == "holdout" else 0
     path = d.path or ""
-    if d.dataset == "sequence":
+    if d.dataset in ("video_folder", "moving_digits"):
+        dataset: JepaDataset = _video_split(cfg, part, augment)
+    elif d.dataset == "sequence":
         array = _load_sequences(path)
         parts = _split(len(array), d.holdout_fraction, None)
-        dataset: JepaDataset = SequenceDataset(parts[part], array)
+        dataset = SequenceDataset(parts[part], array)
     else:
         tf = official_transforms(d.img_size, d.crop_scale, d.horizontal_flip, d.color_jitter, d.gaussian_blur,
                                  from_pil=d.dataset == "image_folder", augment=augment)
@@ -294,6 +297,24 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
         raise DataError(f"data.holdout_fraction={d.holdout_fraction}: the {split} split of {d.dataset} is empty; "
                         "change the fraction or add data")
     return dataset
+
+
+def _video_split(cfg: TrainConfig, part: int, augment: bool) -> JepaDataset:
+    """One split of a video run's data; the split is stratified by the folder's first label task, so every
+    task of a ``labels.csv`` sees the same held-out videos."""
+    from jepa_torch.data.moving_digits import moving_digits_folder
+    from jepa_torch.data.video import ClipSampler, VideoDataset, VideoError, video_folder
+
+    d = cfg.data
+    try:
+        root = str(moving_digits_folder(d.path)) if d.dataset == "moving_digits" else d.path or ""
+        folder = video_folder(root, d.label)
+        strata = folder.labels if folder.task == (folder.tasks or ("class",))[0] else video_folder(root).labels
+    except VideoError as exc:
+        raise DataError(str(exc)) from None
+    sampler = ClipSampler(d.frames_per_clip, d.frame_step, d.img_size, d.clip_sampling if augment else "uniform",
+                          augment=augment, crop_scale=d.crop_scale, flip=d.horizontal_flip)
+    return VideoDataset(_split(len(folder.paths), d.holdout_fraction, strata)[part], folder, sampler)
 
 
 def digits_splits(img_size: int = 32, holdout_fraction: float = 0.2) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,10 @@ class LabelledSplit:
         return len(self.labels)
 
 
-def run_splits(cfg: Any) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
-    """A run's training split and held-out split, un-augmented, with its class names."""
+def run_splits(cfg: Any, clips: int = 1) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
+    """A run's training split and held-out split, un-augmented, with its class names.
+
+    ``clips``: for videos, this many evenly spaced clips per video, whose features are averaged."""
     from jepa_torch.data.datasets import build_dataset
 
     if not cfg.data.holdout_fraction > 0:
@@ -85,13 +87,18 @@ def run_splits(cfg: Any) -> tuple[LabelledSplit, LabelledSplit, list[str]]:
     out = []
     for split in ("train", "holdout"):
         ds = build_dataset(cfg, split, augment=False)
+        sampler = getattr(ds, "sampler", None)
+        if sampler is not None and clips > 1:
+            ds.sampler = replace(sampler, sampling="uniform", num_clips=clips)  # type: ignore[attr-defined]
         if ds.labels is None:
             what = cfg.data.dataset if cfg.data.path is None else f"{cfg.data.dataset} {cfg.data.path}"
             raise EvaluationError(f"the run's data ({what}) has no labels to probe; give --train PATH --val PATH "
                                   "labelled image folders")
         labels = ds.labels.numpy().astype(np.int64)
         out.append(LabelledSplit(_Labelled(ds, labels), labels, f"{cfg.data.dataset} {split} split"))
-    classes = [str(c) for c in range(int(max(out[0].labels.max(), out[1].labels.max())) + 1)]
+    named = getattr(ds, "classes", None)  # a video folder's class names, in label order
+    classes = list(named) if named else [str(c) for c in range(int(max(out[0].labels.max(),
+                                                                         out[1].labels.max())) + 1)]
     return out[0], out[1], classes
 
 
@@ -159,13 +166,16 @@ class EncoderFeatures(FeatureSource):
 
     @torch.no_grad()
     def tokens(self, inputs: Tensor) -> Tensor:
-        """The last layer's tokens ``(B, N, D)`` in float16, as they are stored."""
-        out: Tensor = self.encoder(inputs.to(self.device)).half()
+        """The last layer's tokens ``(B, N, D)`` in float16, as they are stored (several clips: averaged)."""
+        x, views = _fold_views(inputs.to(self.device))
+        out: Tensor = _average_views(self.encoder(x).float(), views).half()
         return out
 
     @torch.no_grad()
     def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
-        layers = self.encoder.layer_outputs(inputs.to(self.device), self.last_k)  # type: ignore[operator]
+        x, views = _fold_views(inputs.to(self.device))
+        layers = [_average_views(y.float(), views)
+                  for y in self.encoder.layer_outputs(x, self.last_k)]  # type: ignore[operator]
         pooled = [x.float().mean(dim=1) for x in layers]  # each (B, D)
         out = {"pooled": pooled[-1], "lastk": torch.cat(pooled, dim=1)}  # (B, D), (B, k * D)
         if "tokens" in self.arrays:
@@ -173,8 +183,21 @@ class EncoderFeatures(FeatureSource):
         return out
 
 
+def _fold_views(inputs: Tensor) -> tuple[Tensor, int]:
+    """Several clips per video ``(B, V, C, T, H, W)`` as one batch ``(B * V, C, T, H, W)``, and ``V`` (1 otherwise)."""
+    if inputs.dim() != 6:
+        return inputs, 1
+    return inputs.flatten(0, 1), int(inputs.shape[1])
+
+
+def _average_views(x: Tensor, views: int) -> Tensor:
+    """``(B * V, ...)`` -> ``(B, ...)``: the mean over each video's clips, token by token (the same grid)."""
+    return x if views == 1 else x.reshape(-1, views, *x.shape[1:]).mean(dim=1)
+
+
 class PixelFeatures(FeatureSource):
-    """The raw-pixel baseline: inputs area-resized to at most ``max_side`` per side, flattened (``pooled`` only).
+    """The raw-pixel baseline: inputs area-resized to at most ``max_side`` per side, flattened (``pooled`` only);
+    a clip keeps every frame (in order), so the raw baseline sees motion.
 
     For the 8 x 8 digits upsampled to 32 px this keeps every original pixel (16 x 16 per channel).
     """
@@ -183,10 +206,13 @@ class PixelFeatures(FeatureSource):
         self.name, self.arrays, self.max_side = "raw pixels", ("pooled",), max_side
 
     def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
-        x = inputs.float()
+        x, views = _fold_views(inputs.float())
+        side = (min(x.shape[-2], self.max_side), min(x.shape[-1], self.max_side))
         if x.dim() == 4 and max(x.shape[-2:]) > self.max_side:
-            x = F.adaptive_avg_pool2d(x, (min(x.shape[-2], self.max_side), min(x.shape[-1], self.max_side)))
-        return {"pooled": x.flatten(1)}
+            x = F.adaptive_avg_pool2d(x, side)
+        elif x.dim() == 5 and max(x.shape[-2:]) > self.max_side:  # clips: every frame, each resized
+            x = F.adaptive_avg_pool3d(x, (x.shape[2], *side))
+        return {"pooled": _average_views(x.flatten(1), views)}
 
 
 def bound_heap_growth(threshold: int = 4 * 2**20) -> bool:

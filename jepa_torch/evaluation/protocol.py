@@ -63,6 +63,9 @@ class EvalConfig:
         progress: progress bars on stderr.
         cache: keep the features in this folder and reuse them (default: a temporary folder).
         img_size: image side for folder data (default: the encoder's).
+        clips: videos only: evenly spaced clips per video whose features are averaged (V-JEPA's
+            multi-clip evaluation); 1: the middle clip.
+        label: videos only: the labels to probe (a ``labels.csv`` column); None: the run's ``data.label``.
         token_disk_gib: the attentive probe's tokens are stored (float16) when they take at most this
             much disk; otherwise the inputs are encoded again at every epoch of the probe.
     """
@@ -86,6 +89,8 @@ class EvalConfig:
     cache: str | None = None
     img_size: int | None = None
     token_disk_gib: float = 16.0
+    clips: int = 1
+    label: str | None = None
 
     def __post_init__(self) -> None:
         bad = [p for p in self.probes if p not in PROBES]
@@ -93,8 +98,8 @@ class EvalConfig:
             raise EvaluationError(f"--probes {' '.join(self.probes)}: choose among {' '.join(PROBES)}")
         if not 0 < self.selection_fraction < 1:
             raise EvaluationError(f"--selection-fraction {self.selection_fraction}: give a number in (0, 1)")
-        if self.knn_k < 1 or self.draws < 1 or self.batch_size < 1 or self.last_k < 1:
-            raise EvaluationError("--knn-k, --draws, --batch-size and --last-k must be >= 1")
+        if self.knn_k < 1 or self.draws < 1 or self.batch_size < 1 or self.last_k < 1 or self.clips < 1:
+            raise EvaluationError("--knn-k, --draws, --batch-size, --last-k and --clips must be >= 1")
         for shots in self.low_shot:
             parse_shots(shots)
         if self.device == "auto":
@@ -480,8 +485,10 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
     if train is None or val is None:
         if ckpt.config is None:
             raise EvaluationError(f"{path}: has no run config, so no held-out split; give --train PATH --val PATH")
-        train_split, val_split, classes = run_splits(ckpt.config)
-        data_key: dict[str, Any] = {"data": "run", "config": asdict(ckpt.config.data)}
+        run_cfg = ckpt.config if config.label is None else replace(
+            ckpt.config, data=replace(ckpt.config.data, label=config.label))
+        train_split, val_split, classes = run_splits(run_cfg, config.clips)
+        data_key: dict[str, Any] = {"data": "run", "config": asdict(run_cfg.data), "clips": config.clips}
     else:
         _check_channels(loaded[0][1], path)
         size = _image_size(loaded[0][1], config.img_size, path)

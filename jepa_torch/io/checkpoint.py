@@ -38,7 +38,7 @@ from torch import nn
 
 from jepa_torch.io.files import WriteError, atomic_write
 from jepa_torch.models.sharding import shard_like
-from jepa_torch.models.jepa import EncoderConfig, JEPAConfig, PredictorConfig, make_encoder, make_predictor
+from jepa_torch.models.jepa import EncoderConfig, JEPAConfig, PredictorConfig, make_image_encoder, make_predictor
 from jepa_torch.models.positions import sincos_pos_embed
 from jepa_core.presets import HEADS_BY_WIDTH
 from jepa_torch.models.predictor import Predictor
@@ -413,7 +413,7 @@ def load_official(
         config, states = _at_image_size(config, states, img_size)
     assert config.predictor is not None
     with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-H: seconds)
-        encoder, target, predictor = make_encoder(config.encoder), make_encoder(config.encoder), make_predictor(
+        encoder, target, predictor = make_image_encoder(config.encoder), make_image_encoder(config.encoder), make_predictor(
             config.predictor)
     for module in (encoder, target, predictor):
         module.to_empty(device="cpu")  # uninitialised storage, filled by the strict load below

@@ -18,6 +18,7 @@ from jepa_torch.io.checkpoint import (DIGEST_KEY, OFFICIAL_OPT_FORMATS, OFFICIAL
                                       load_strict, payload_digest, read_official, strip_prefixes)
 from jepa_torch.models.jepa import JEPAConfig, make_encoder
 from jepa_torch.io.files import atomic_write
+from jepa_torch.models.video import VideoTransformer
 from jepa_torch.models.vit import TransformerEncoder
 
 __all__ = ["encoder_entry", "export_encoder", "load_encoder"]
@@ -106,7 +107,7 @@ def encoder_entry(ckpt: Mapping[str, Any], which: str, name: str = "checkpoint")
 
 
 def load_encoder(source: str | Path | Mapping[str, Any], *, which: Which = "target",
-                 num_heads: int | None = None) -> TransformerEncoder:
+                 num_heads: int | None = None) -> TransformerEncoder | VideoTransformer:
     """Build and strictly load an encoder from a safetensors export, a training checkpoint or an
     official checkpoint (a path, or a checkpoint dict already read). A checkpoint of ours is built from
     its model config (``model``); otherwise the architecture is inferred from the tensor shapes. A file

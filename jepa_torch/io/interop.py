@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from jepa_torch.io.checkpoint import CheckpointError, infer_vit_config, load_strict, strip_prefixes
-from jepa_torch.models.jepa import make_encoder
+from jepa_torch.models.jepa import make_image_encoder
 from jepa_torch.models.vit import Block, PatchEmbed, TransformerEncoder
 
 __all__ = ["from_hf", "from_timm", "hf_state_dict", "our_state_dict_from_hf", "to_hf", "to_timm"]
@@ -91,7 +91,7 @@ def from_timm(model: Any, num_heads: int | None = None) -> TransformerEncoder:
         raise CheckpointError("this timm ViT has a class token; I-JEPA encoders have none")
     if num_heads is None and not isinstance(model, Mapping):
         num_heads = int(model.blocks[0].attn.num_heads)
-    encoder = make_encoder(infer_vit_config(state, num_heads=num_heads))
+    encoder = make_image_encoder(infer_vit_config(state, num_heads=num_heads))
     load_strict(encoder, state, "timm state dict")
     return encoder.eval()
 
@@ -182,7 +182,7 @@ def from_hf(model: Any, num_heads: int | None = None) -> TransformerEncoder:
                                   "('gelu'); this model would give other outputs")
         eps = float(config.layer_norm_eps)
     ours = our_state_dict_from_hf(state)
-    encoder = make_encoder(infer_vit_config(ours, num_heads=num_heads))
+    encoder = make_image_encoder(infer_vit_config(ours, num_heads=num_heads))
     load_strict(encoder, ours, "Hugging Face state dict")
     if eps is not None:
         for module in encoder.modules():

@@ -46,7 +46,9 @@ class Supports:
         accumulate: ``optimization.accumulate > 1``.
         compile: ``run.compile``.
         activation_checkpointing: ``run.activation_checkpointing``.
-        sequences: ``data.dataset: sequence`` (not only images).
+        sequences: ``data.dataset: sequence``.
+        images: image data sets (``digits``, ``image_folder``).
+        videos: video data sets (``video_folder``, ``moving_digits``).
     """
 
     ddp: bool = True
@@ -55,6 +57,8 @@ class Supports:
     compile: bool = False
     activation_checkpointing: bool = True
     sequences: bool = False
+    images: bool = True
+    videos: bool = False
 
 
 @dataclass(frozen=True)

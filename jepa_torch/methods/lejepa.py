@@ -23,7 +23,7 @@ from jepa_torch.config.schema import Precision
 from jepa_torch.models.lejepa import LeJEPA
 from jepa_torch.objectives.lejepa import lejepa_loss
 from jepa_torch.config.model import model_config
-from jepa_torch.models.jepa import JEPAConfig, ProjectorConfig, make_encoder, make_projector
+from jepa_torch.models.jepa import JEPAConfig, ProjectorConfig, make_image_encoder, make_projector
 from jepa_torch.io.plots import render_views, unit_range
 from jepa_torch.methods.step import StepResult, autocast_for, backward_and_step
 from jepa_torch.data.views import MultiCrop, view_generator
@@ -67,7 +67,7 @@ class LeJEPAMethod:
     def build(self, config: JEPAConfig) -> nn.Module:
         if config.projector is None:
             raise ConfigError("a LeJEPA model config needs a projector")
-        encoder = make_encoder(config.encoder, config.init_std, config.depth_rescale)  # drawn first
+        encoder = make_image_encoder(config.encoder, config.init_std, config.depth_rescale)  # drawn first
         return LeJEPA(encoder, projector=make_projector(config.projector))
 
     def networks(self, model: nn.Module) -> dict[str, nn.Module]:

@@ -68,6 +68,11 @@ def _check(method: Method, cfg: TrainConfig) -> None:
                       "set run.activation_checkpointing=false")
     if cfg.data.dataset == "sequence" and not can.sequences:
         raise _refuse("data.dataset", "sequence", method, "sequences", "give it images")
+    if cfg.is_video and not can.videos:
+        raise _refuse("data.dataset", cfg.data.dataset, method, "videos", "use method.name=vjepa")
+    if cfg.data.dataset in ("digits", "image_folder") and not can.images:
+        raise _refuse("data.dataset", cfg.data.dataset, method, "images",
+                      "give it videos (data.dataset=video_folder or moving_digits)")
     method.check(cfg)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +39,7 @@ from jepa_torch.models.heads import Projector
 from jepa_torch.models.predictor import Predictor
 from jepa_torch.objectives.representation import layer_norm_targets
 from jepa_torch.models.tokens import SequenceTransformer
+from jepa_torch.models.video import VideoPredictor, VideoTransformer
 from jepa_torch.models.vit import TransformerEncoder, VisionTransformer, apply_masks, repeat_interleave_batch
 
 
@@ -60,8 +61,10 @@ __all__ = [
     "get_preset",
     "group_by_length",
     "make_encoder",
+    "make_image_encoder",
     "make_predictor",
     "make_projector",
+    "make_video_predictor",
     "make_target_encoder",
     "networks",
     "output_size",
@@ -73,8 +76,26 @@ E = TypeVar("E", bound=nn.Module)
 # --- the networks of a model config ----------------------------------------------------------
 
 
-def make_encoder(config: EncoderConfig, init_std: float = 0.02, depth_rescale: bool = False) -> TransformerEncoder:
-    """A freshly initialised encoder of ``config``'s shape (a ViT, or the sequence encoder)."""
+def make_encoder(config: EncoderConfig, init_std: float = 0.02,
+                 depth_rescale: bool = False) -> TransformerEncoder | VideoTransformer:
+    """A freshly initialised encoder of ``config``'s shape: the video ViT for a ``(T, H, W)`` grid, else
+    :func:`make_image_encoder`'s."""
+    if len(config.grid) != 3:
+        return make_image_encoder(config, init_std, depth_rescale)
+    tubelet, ph, pw = config.patch_size
+    if ph != pw:
+        raise ModelConfigError(f"patch_size={config.patch_size}: a video encoder's patches are square")
+    return VideoTransformer((config.grid[1] * ph, config.grid[2] * pw), ph, config.grid[0] * tubelet, tubelet,
+                            config.in_chans, config.embed_dim, config.depth, config.num_heads,
+                            config.mlp_hidden_dim / config.embed_dim, init_std=init_std, depth_rescale=depth_rescale,
+                            positions=_video_positions(config.positions), uniform_power=True)
+
+
+def make_image_encoder(config: EncoderConfig, init_std: float = 0.02,
+                       depth_rescale: bool = False) -> TransformerEncoder:
+    """A freshly initialised ViT (a 2-D grid) or sequence encoder (a 1-D grid) of ``config``'s shape."""
+    if len(config.grid) == 3:
+        raise ModelConfigError(f"grid={config.grid}: a video encoder's config; build it with make_encoder")
     if not config.patch_size:
         return SequenceTransformer(
             config.in_chans, config.grid[0], config.embed_dim, config.depth, config.num_heads,
@@ -85,6 +106,24 @@ def make_encoder(config: EncoderConfig, init_std: float = 0.02, depth_rescale: b
         img_size, config.patch_size, config.in_chans, config.embed_dim, config.depth, config.num_heads,
         mlp_hidden_dim=config.mlp_hidden_dim, init_std=init_std, depth_rescale=depth_rescale,
     )
+
+
+def _video_positions(positions: str) -> Literal["rope", "sincos"]:
+    if positions not in ("rope", "sincos"):
+        raise ModelConfigError(f"positions={positions!r}: a video network's positions are rope or sincos")
+    return "rope" if positions == "rope" else "sincos"
+
+
+def make_video_predictor(config: PredictorConfig, positions: str, init_std: float = 0.02,
+                         depth_rescale: bool = False) -> VideoPredictor:
+    """A freshly initialised V-JEPA predictor of ``config``'s shape, with the encoder's ``positions``."""
+    if len(config.grid) != 3:
+        raise ModelConfigError(f"grid={config.grid}: a video predictor needs a (T, H, W) grid")
+    return VideoPredictor(config.grid, embed_dim=config.embed_dim, pred_emb_dim=config.pred_emb_dim,
+                          depth=config.depth, num_heads=config.num_heads,
+                          mlp_ratio=config.mlp_hidden_dim / config.pred_emb_dim,
+                          num_mask_tokens=config.num_mask_tokens, init_std=init_std, depth_rescale=depth_rescale,
+                          positions=_video_positions(positions), uniform_power=True)
 
 
 def make_predictor(config: PredictorConfig, init_std: float = 0.02, depth_rescale: bool = False) -> Predictor:
@@ -189,7 +228,7 @@ def networks(config: JEPAConfig) -> tuple[TransformerEncoder, Predictor]:
     (the encoder's weights are drawn first)."""
     if config.predictor is None:
         raise ModelConfigError("this model config has no predictor; it is not an I-JEPA model")
-    encoder = make_encoder(config.encoder, config.init_std, config.depth_rescale)
+    encoder = make_image_encoder(config.encoder, config.init_std, config.depth_rescale)
     return encoder, make_predictor(config.predictor, config.init_std, config.depth_rescale)
 
 
@@ -205,7 +244,7 @@ def build_vit(preset: str = "vit_base", **options: Any) -> TransformerEncoder:
     """An image encoder of a preset (the official ``vit_tiny(...)`` ... ``vit_giant(...)``): the encoder of
     :meth:`JEPAConfig.image` with the same options (``img_size``, ``patch_size``, ``in_chans``, ``depth``, ...)."""
     config = JEPAConfig.image(preset, **options)
-    return make_encoder(config.encoder, config.init_std, config.depth_rescale)
+    return make_image_encoder(config.encoder, config.init_std, config.depth_rescale)
 
 
 def build_predictor(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -27,8 +27,21 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
-if TYPE_CHECKING:
-    from jepa_torch.models.jepa import JEPA
+
+class ThreeNetworks(Protocol):
+    """A model of a context encoder, a predictor and a target encoder (I-JEPA's ``JEPA``, V-JEPA's ``VJEPA``)."""
+
+    @property
+    def encoder(self) -> nn.Module: ...
+
+    @property
+    def predictor(self) -> nn.Module: ...
+
+    @property
+    def target_encoder(self) -> nn.Module: ...
+
+
+M = TypeVar("M", bound=ThreeNetworks)
 
 __all__ = ["gather_full", "held", "is_sharded", "local_bytes", "mesh_for", "reshard", "shard", "shard_like",
            "shard_optimizer_state"]
@@ -47,7 +60,7 @@ def _blocks(network: nn.Module) -> list[nn.Module]:
     raise TypeError(f"{type(network).__name__} has no 'blocks' or 'predictor_blocks' to shard")
 
 
-def shard(model: JEPA, mesh: DeviceMesh) -> JEPA:
+def shard(model: M, mesh: DeviceMesh) -> M:
     """Shard the context encoder, predictor and target encoder of ``model`` in place; returns ``model``.
 
     Every transformer block is its own unit (its parameters are gathered for its forward, freed

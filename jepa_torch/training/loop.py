@@ -173,8 +173,8 @@ def _header(cfg: TrainConfig, train_size: int, holdout_size: int, plan: Plan, en
             resume_from: Path | None) -> str:
     """The run's first line: what trains, on what, how long, where, and from where it resumes."""
     d = cfg.data
-    what = d.dataset if d.dataset == "digits" else f"{d.dataset} {d.path}"
-    unit = "sequences" if d.dataset == "sequence" else "images"
+    what = d.dataset if d.path is None else f"{d.dataset} {d.path}"
+    unit = "sequences" if d.dataset == "sequence" else "videos" if cfg.is_video else "images"
     precision = resolved_precision(env.device, cfg.run.precision)
     where = f"{env.device.type} x {env.world_size} processes" if env.world_size > 1 else str(env.device)
     line = (f"{cfg.method.name} on {what}: {train_size} training and {holdout_size} held-out {unit}; "

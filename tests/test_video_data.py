@@ -1,0 +1,191 @@
+"""Video data: the moving-digits set, folder layouts, clips, augmentation, and bad videos."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jepa_torch.config import DataConfig, MethodConfig, ModelConfig, TrainConfig
+from jepa_torch.data.datasets import DataError, build_dataset
+from jepa_torch.data.moving_digits import DIRECTIONS, MovingDigits, render, write_moving_digits
+from jepa_torch.data.video import (ClipSampler, VideoError, clip_indices, frame_count, read_frames,
+                                   video_folder)
+
+SMALL = MovingDigits(frames=8, size=16, sprite=8, videos=48)
+"""A moving-digits set that writes in a second: 48 videos of 8 frames of 16 px."""
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_moving_digits(tmp_path_factory.mktemp("md") / "set", SMALL)
+
+
+def video_config(root: Path, **data: object) -> TrainConfig:
+    options = dict(dataset="video_folder", path=str(root), img_size=16, frames_per_clip=4, frame_step=2,
+                   batch_size=8, holdout_fraction=0.25)
+    return TrainConfig(method=MethodConfig(name="vjepa"),
+                       model=ModelConfig(preset="vit_tiny", depth=1, patch_size=4, pred_depth=1, pred_emb_dim=48),
+                       data=DataConfig(**{**options, **data}))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- the moving digits
+
+
+def test_moving_digits_are_real_video_files_whose_frames_show_the_labelled_motion(small_set: Path) -> None:
+    folder = video_folder(str(small_set), "direction")
+    assert folder.tasks == ("digit", "direction") and len(folder.paths) == SMALL.videos
+    assert all(Path(p).suffix == ".mp4" for p in folder.paths)
+    assert folder.labels is not None and sorted(set(folder.labels.tolist())) == list(range(8))
+    for path, direction in zip(folder.paths[:8], folder.labels[:8]):
+        frames = read_frames(path, range(SMALL.frames))[..., 0].astype(np.float64)  # (T, H, W)
+        assert frames.shape == (SMALL.frames, SMALL.size, SMALL.size) and frame_count(path) == SMALL.frames
+        ys, xs = np.indices(frames.shape[1:])
+        mass = frames.sum(axis=(1, 2))
+        centre_x, centre_y = (frames * xs).sum(axis=(1, 2)) / mass, (frames * ys).sum(axis=(1, 2)) / mass
+        dx, dy = DIRECTIONS[int(direction)]
+        # the centre of brightness moves by `speed` pixels a frame along the labelled direction (mp4 is lossy)
+        np.testing.assert_allclose(np.diff(centre_x).mean(), dx * SMALL.speed, atol=0.2)
+        np.testing.assert_allclose(np.diff(centre_y).mean(), dy * SMALL.speed, atol=0.2)
+
+
+def test_moving_digits_are_the_same_from_the_same_settings_and_balanced(tmp_path: Path, small_set: Path) -> None:
+    again = write_moving_digits(tmp_path / "again", SMALL)
+    assert (again / "labels.csv").read_text() == (small_set / "labels.csv").read_text()
+    with (small_set / "labels.csv").open() as f:
+        counts = np.bincount([int(r["direction"]) for r in csv.DictReader(f)], minlength=8)
+    assert counts.tolist() == [6] * 8
+    assert not list(tmp_path.glob(".again-*"))  # the scratch folder of the atomic write is gone
+
+
+def test_a_digit_bounces_off_the_edges_of_a_long_video() -> None:
+    spec = MovingDigits(frames=30, size=16, sprite=8)
+    video = render(np.full((8, 8), 255, np.uint8), 0, (0, 0), spec)  # moving right from the left edge
+    left = [int(np.flatnonzero(f.max(axis=0))[0]) for f in video]
+    assert max(left) == 8 and left[8] == 8 and left[9] == 7 and left[16] == 0  # out to the edge and back
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def _copy_video(src: str, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst)
+
+
+def test_class_folders_label_videos_and_frame_folders_are_videos(small_set: Path, tmp_path: Path) -> None:
+    paths = video_folder(str(small_set)).paths
+    _copy_video(paths[0], tmp_path / "left" / "a.mp4")
+    _copy_video(paths[1], tmp_path / "left" / "b.webm.mp4")
+    frames = read_frames(paths[2], range(SMALL.frames))
+    (tmp_path / "right" / "c").mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "right" / "c" / f"{i:03d}.png")
+    (tmp_path / "right" / "notes.txt").write_text("not a video")
+    folder = video_folder(str(tmp_path))
+    assert folder.classes == ("left", "right") and folder.labels is not None
+    assert folder.labels.tolist() == [0, 0, 1]
+    np.testing.assert_array_equal(read_frames(folder.paths[2], [0, 3, 3]), frames[[0, 3, 3]])
+    assert frame_count(folder.paths[2]) == SMALL.frames
+    with pytest.raises(VideoError, match="data.label='digit'.*class folder"):
+        video_folder(str(tmp_path), "digit")
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "mixed"])
+def test_a_folder_without_usable_videos_is_one_line(layout: str, small_set: Path, tmp_path: Path) -> None:
+    root = tmp_path / "videos"
+    if layout != "missing":
+        root.mkdir()
+    if layout == "mixed":
+        _copy_video(video_folder(str(small_set)).paths[0], root / "loose.mp4")
+        _copy_video(video_folder(str(small_set)).paths[1], root / "cls" / "nested.mp4")
+    cfg = video_config(root)
+    with pytest.raises(DataError) as info:
+        build_dataset(cfg)
+    assert str(root) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_clips_are_strided_padded_past_the_end_and_evenly_spaced_for_evaluation() -> None:
+    assert clip_indices(10, 4, 3, 0) == [0, 3, 6, 9]
+    assert clip_indices(5, 4, 2, 0) == [0, 2, 4, 4]  # a short video repeats its last frame
+    assert ClipSampler(4, 2, 16, sampling="uniform", num_clips=3).starts(20) == [0, 6, 13]
+    assert ClipSampler(4, 2, 16, sampling="uniform").starts(20) == [6]
+    torch.manual_seed(0)
+    starts = {ClipSampler(4, 2, 16).starts(20)[0] for _ in range(200)}
+    assert starts == set(range(14))  # uniform over every start that fits
+
+
+def test_a_training_clip_is_cropped_and_flipped_alike_in_every_frame() -> None:
+    clip = np.zeros((4, 32, 32, 3), np.uint8)
+    clip[:, 4:12, 20:28] = 255  # the same square in every frame
+    sampler = ClipSampler(4, 1, 16, augment=True, crop_scale=(0.3, 1.0), flip=True)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        x = sampler.frames(clip)
+        assert x.shape == (3, 4, 16, 16)
+        assert all(torch.equal(x[:, 0], x[:, t]) for t in range(4))
+    plain = ClipSampler(4, 1, 16).frames(clip)
+    assert plain[0, 0, 2:6, 10:14].mean() > 1.5 and plain[0, 0, 10:, :8].mean() < -1.5  # resized, not cropped
+
+
+def test_a_sample_is_a_function_of_seed_epoch_and_index(small_set: Path) -> None:
+    ds = build_dataset(video_config(small_set, label="digit"))
+    assert ds.spec == ("video", (3, 4, 16, 16)) and ds.labels is not None
+    a, b = ds[(0, 1, 5)], ds[(0, 1, 5)]
+    assert torch.equal(a, b) and not torch.equal(a, ds[(0, 2, 5)])
+    holdout = build_dataset(video_config(small_set, label="digit"), "holdout")
+    other_task = build_dataset(video_config(small_set, label="direction"), "holdout")
+    assert np.array_equal(holdout.indices, other_task.indices)  # every task holds out the same videos
+    assert len(holdout) == 12
+
+
+# ----------------------------------------------------------------------------- bad videos
+
+
+def test_a_bad_video_is_one_warning_line_and_its_samples_read_the_next_video(
+        small_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "set"
+    shutil.copytree(small_set, root)
+    folder = video_folder(str(root))
+    bad = Path(folder.paths[0])
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated
+    Path(folder.paths[1]).write_bytes(b"\x00" * 4000)  # not a video
+    ds = build_dataset(video_config(root, holdout_fraction=0.0))
+    with caplog.at_level(logging.WARNING):
+        first = [ds[(0, 0, i)] for i in range(len(ds))]
+        again = [ds[(0, 0, i)] for i in range(len(ds))]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("\n" not in w and "skipped" in w for w in warned)
+    assert any(folder.paths[0] in w for w in warned) and any(folder.paths[1] in w for w in warned)
+    assert all(torch.equal(a, b) and torch.isfinite(a).all() for a, b in zip(first, again))
+    position = {int(p): i for i, p in enumerate(ds.indices)}
+    # the bad videos' samples are those of the next readable video, drawn with the bad sample's key
+    assert first[position[0]].shape == first[position[2]].shape
+
+
+def test_a_split_where_nothing_decodes_is_one_line(small_set: Path, tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for name in ("a/x.mp4", "b/y.mp4"):
+        (root / name).write_bytes(b"garbage")
+    ds = build_dataset(video_config(root, holdout_fraction=0.0, batch_size=1))
+    with pytest.raises(DataError, match="none of the 2 videos"):
+        ds[(0, 0, 0)]
+
+
+def test_image_methods_refuse_videos_and_vjepa_refuses_images(small_set: Path) -> None:
+    from jepa_torch.config import ConfigError
+
+    with pytest.raises(ConfigError, match="method ijepa does not support videos; use method.name=vjepa"):
+        TrainConfig(data=DataConfig(dataset="moving_digits", img_size=16, frames_per_clip=4))
+    with pytest.raises(ConfigError, match="method vjepa does not support images"):
+        TrainConfig(method=MethodConfig(name="vjepa"))
+    with pytest.raises(ConfigError, match="model.tubelet_size=2: must divide data.frames_per_clip=5"):
+        video_config(small_set, frames_per_clip=5)
