@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--img-size", type=int, help="image side for --train/--val (default: the encoder's)")
     ev.add_argument("--clips", type=int, default=1,
                     help="videos: evenly spaced clips per video, their features averaged (default 1, the middle)")
+    ev.add_argument("--frame-encoder", action="append", default=[], metavar="CHECKPOINT",
+                    help="videos: an image checkpoint applied frame by frame (tokens averaged over time), as a baseline")
     ev.add_argument("--label", help="videos: which labels to probe (a labels.csv column, e.g. digit or direction; "
                                     "default: the run's data.label)")
     ev.add_argument("--token-disk-gib", type=float, default=16.0,
@@ -147,7 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
         attentive=replace(defaults.attentive, **floor,
                           **({} if args.attentive_epochs is None else {"epochs": args.attentive_epochs})))
     report = evaluate(args.checkpoint, train=args.train, val=args.val, encoders=args.encoder,
-                      baselines=not args.no_baselines, config=config)
+                      baselines=not args.no_baselines, config=config, frame_encoders=args.frame_encoder)
     print(f"evaluation of {args.checkpoint} (step {report.step}): {report.train_size} training and "
           f"{report.val_size} val images, {len(report.classes)} classes")
     print(report.table())

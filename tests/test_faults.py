@@ -86,12 +86,30 @@ def _last_logged_step(out: Path) -> int:
 KILL_STEPS = 40  # room for ten kills that each let the run go on a step or two
 
 
+def _video_config(out: Path, root: Path, **run: Any) -> TrainConfig:
+    from .test_vjepa import tiny_video_config
+
+    cfg = tiny_video_config(root, out, **run)
+    return replace(cfg, optimization=replace(cfg.optimization, epochs=12))  # 48 steps: room for KILL_STEPS
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("data", ["digits", "videos"])
 def test_kill_9_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_repeats_the_losses(
-        tmp_path: Path) -> None:
-    """Ten SIGKILLs, each a seeded 0-60 ms after a new log row (mid-step, mid-checkpoint-write, mid-prune)."""
-    ref_cfg = _config(tmp_path / "whole", max_steps=KILL_STEPS, checkpoint_every=1)
-    cut_cfg = _config(tmp_path / "cut", max_steps=KILL_STEPS, checkpoint_every=1)
+        tmp_path: Path, data: str) -> None:
+    """Ten SIGKILLs, each a seeded 0-60 ms after a new log row (mid-step, mid-checkpoint-write, mid-prune); for
+    I-JEPA on digits and V-JEPA on (small) moving digits, decoded from mp4 files."""
+    if data == "videos":
+        from jepa_torch.data.moving_digits import write_moving_digits
+
+        from .test_video_data import SMALL
+
+        root = write_moving_digits(tmp_path / "set", SMALL)
+        ref_cfg = _video_config(tmp_path / "whole", root, max_steps=KILL_STEPS, checkpoint_every=1)
+        cut_cfg = _video_config(tmp_path / "cut", root, max_steps=KILL_STEPS, checkpoint_every=1)
+    else:
+        ref_cfg = _config(tmp_path / "whole", max_steps=KILL_STEPS, checkpoint_every=1)
+        cut_cfg = _config(tmp_path / "cut", max_steps=KILL_STEPS, checkpoint_every=1)
     save_config(ref_cfg, tmp_path / "whole.yaml")
     save_config(cut_cfg, tmp_path / "cut.yaml")
     reference = _cli(["train", "--config", str(tmp_path / "whole.yaml"), "--no-progress"])  # runs alongside

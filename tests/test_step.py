@@ -139,7 +139,7 @@ def test_weight_decay_groups_follow_the_official_rule() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"loss": "l1"}, "loss="), ({"grad_clip": 0.0}, "grad_clip"), ({"precision": "fp16"}, "precision"),
+    ({"loss": "huber"}, "loss="), ({"grad_clip": 0.0}, "grad_clip"), ({"precision": "fp16"}, "precision"),
     ({"var_weight": -1.0}, "var_weight"),
 ])
 def test_step_config_rejects_bad_values(kwargs: dict[str, object], message: str) -> None:
@@ -147,7 +147,7 @@ def test_step_config_rejects_bad_values(kwargs: dict[str, object], message: str)
         StepConfig(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [{"loss": "l1"}, {"grad_clip": -1.0}, {"cov_weight": float("nan")},
+@pytest.mark.parametrize("bad", [{"loss": "huber"}, {"grad_clip": -1.0}, {"cov_weight": float("nan")},
                                  {"sigreg_embedding": "pooled"}])
 def test_the_step_and_the_config_state_one_rule(bad: dict[str, object]) -> None:
     """StepConfig and the config's optimization section are checked by one function: one message each."""

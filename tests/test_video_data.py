@@ -189,3 +189,50 @@ def test_image_methods_refuse_videos_and_vjepa_refuses_images(small_set: Path) -
         TrainConfig(method=MethodConfig(name="vjepa"))
     with pytest.raises(ConfigError, match="model.tubelet_size=2: must divide data.frames_per_clip=5"):
         video_config(small_set, frames_per_clip=5)
+
+
+def test_distractors_are_static_dim_digits_and_noise_has_the_asked_spread() -> None:
+    spec = MovingDigits(frames=8, size=16, sprite=8, distractors=1)
+    sprites = np.full((3, 8, 8), 200, np.uint8)
+    from jepa_torch.data.moving_digits import _background
+
+    background = _background(np.random.default_rng(0), sprites, 0, spec)
+    assert background is not None and set(np.unique(background).tolist()) == {0, 100}  # half brightness
+    video = render(sprites[0], 0, (0, 0), spec, background)
+    alone = render(sprites[0], 0, (0, 0), spec)
+    covered = alone.max(axis=0) > 0  # where the moving digit passes
+    assert (video[:, ~covered] == background[~covered]).all() and (background[~covered] > 0).any()
+    assert (video[alone > 0] == 200).all()  # the moving digit is drawn over the distractor
+    noisy = render(np.zeros((8, 8), np.uint8), 0, (0, 0), MovingDigits(frames=8, size=16, sprite=8, noise=0.1),
+                   np.full((16, 16), 128, np.uint8), np.random.default_rng(0))
+    assert abs(noisy.astype(np.float64).std() - 25.5) < 1.5 and abs(noisy.mean() - 128) < 1.5
+
+
+def test_video_frames_are_images_of_the_training_videos_a_new_frame_each_epoch(small_set: Path) -> None:
+    cfg = TrainConfig(model=ModelConfig(preset="vit_tiny", depth=1, patch_size=4, pred_depth=1, pred_emb_dim=48),
+                      data=DataConfig(dataset="video_frames", path=str(small_set), img_size=16, batch_size=8,
+                                      holdout_fraction=0.25, label="direction"))
+    frames = build_dataset(cfg)
+    videos = build_dataset(video_config(small_set, label="direction"))
+    assert frames.spec == ("image", (3, 16, 16)) and np.array_equal(frames.indices, videos.indices)
+    assert frames.labels is not None and videos.labels is not None and torch.equal(frames.labels, videos.labels)
+    seen = {frames[(0, epoch, 0)].sum().item() for epoch in range(6)}
+    assert len(seen) > 1  # another frame in another epoch
+    assert torch.equal(frames[(0, 3, 0)], frames[(0, 3, 0)])
+
+
+def test_frame_wise_features_average_an_image_encoder_over_time_and_ignore_frame_order() -> None:
+    from jepa_torch.evaluation.features import FrameWiseFeatures
+    from jepa_torch.models import build_vit
+
+    torch.manual_seed(0)
+    encoder = build_vit("vit_tiny", img_size=16, patch_size=4, depth=2)
+    source = FrameWiseFeatures("frames", encoder, 2, True, torch.device("cpu"))
+    clip = torch.randn(2, 3, 4, 16, 16)
+    out = source(clip)
+    frames = clip.transpose(1, 2).flatten(0, 1)  # (8, 3, 16, 16)
+    tokens = encoder(frames).reshape(2, 4, 16, -1).mean(dim=1)
+    torch.testing.assert_close(out["pooled"], tokens.mean(dim=1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out["tokens"].float(), tokens, rtol=0, atol=5e-3)
+    reversed_clip = source(clip.flip(2))
+    torch.testing.assert_close(reversed_clip["pooled"], out["pooled"], rtol=1e-5, atol=1e-5)

@@ -37,7 +37,7 @@ __all__ = [
     "register_method_check",
 ]
 
-Dataset = Literal["digits", "image_folder", "sequence", "video_folder", "moving_digits"]
+Dataset = Literal["digits", "image_folder", "sequence", "video_folder", "moving_digits", "video_frames"]
 VIDEO_DATASETS = ("video_folder", "moving_digits")
 ClipSampling = Literal["random", "uniform"]
 VideoPositions = Literal["rope", "sincos"]
@@ -173,7 +173,9 @@ class DataConfig:
             ``<path>/<image>`` without), or ``sequence`` (a ``.npy`` file of shape ``(N, T, input_dim)``
             at ``path``), ``video_folder`` (videos at ``path``: ``<path>/<class>/<video>``, files or
             folders of frames, or a ``labels.csv``; ``jepa_torch.data.video``) or ``moving_digits``
-            (the bundled video set, written once from the digits; ``jepa_torch.data.moving_digits``).
+            (the bundled video set, written once from the digits; ``jepa_torch.data.moving_digits``), or
+            ``video_frames`` (the frames of the video folder at ``path`` as images, one drawn per video and
+            epoch: what a frame-wise image encoder trains on).
             Left out (null), it is read from ``path``: none gives digits, a ``.npy`` file a sequence,
             anything else an image folder.
         path: the folder or file (a leading ``~`` is the home folder); digits take none, and a path
@@ -215,9 +217,9 @@ class DataConfig:
         if self.dataset is None:  # one spelling from here on: the dataset the path names
             inferred = "digits" if not self.path else "sequence" if self.path.endswith(".npy") else "image_folder"
             object.__setattr__(self, "dataset", inferred)
-        if self.dataset not in ("digits", "image_folder", "sequence", *VIDEO_DATASETS):
+        if self.dataset not in ("digits", "image_folder", "sequence", "video_frames", *VIDEO_DATASETS):
             raise _fail("data.dataset", self.dataset,
-                        "use digits, image_folder, sequence, video_folder or moving_digits")
+                        "use digits, image_folder, sequence, video_folder, moving_digits or video_frames")
         if self.dataset not in ("digits", "moving_digits") and not self.path:
             raise _fail("data.path", self.path, f"dataset {self.dataset} needs a path")
         if self.dataset == "digits" and self.path:

@@ -277,7 +277,7 @@ def build_dataset(cfg: TrainConfig, split: Split = "train", augment: bool | None
     augment = split == "train" if augment is None else augment
     part = 1 if split == "holdout" else 0
     path = d.path or ""
-    if d.dataset in ("video_folder", "moving_digits"):
+    if d.dataset in ("video_folder", "moving_digits", "video_frames"):
         dataset: JepaDataset = _video_split(cfg, part, augment)
     elif d.dataset == "sequence":
         array = _load_sequences(path)
@@ -303,7 +303,7 @@ def _video_split(cfg: TrainConfig, part: int, augment: bool) -> JepaDataset:
     """One split of a video run's data; the split is stratified by the folder's first label task, so every
     task of a ``labels.csv`` sees the same held-out videos."""
     from jepa_torch.data.moving_digits import moving_digits_folder
-    from jepa_torch.data.video import ClipSampler, VideoDataset, VideoError, video_folder
+    from jepa_torch.data.video import ClipSampler, FrameDataset, VideoDataset, VideoError, video_folder
 
     d = cfg.data
     try:
@@ -312,9 +312,14 @@ def _video_split(cfg: TrainConfig, part: int, augment: bool) -> JepaDataset:
         strata = folder.labels if folder.task == (folder.tasks or ("class",))[0] else video_folder(root).labels
     except VideoError as exc:
         raise DataError(str(exc)) from None
+    indices = _split(len(folder.paths), d.holdout_fraction, strata)[part]
+    if d.dataset == "video_frames":
+        tf = official_transforms(d.img_size, d.crop_scale, d.horizontal_flip, d.color_jitter, d.gaussian_blur,
+                                 from_pil=False, augment=augment)
+        return FrameDataset(indices, folder, d.img_size, tf)
     sampler = ClipSampler(d.frames_per_clip, d.frame_step, d.img_size, d.clip_sampling if augment else "uniform",
                           augment=augment, crop_scale=d.crop_scale, flip=d.horizontal_flip)
-    return VideoDataset(_split(len(folder.paths), d.holdout_fraction, strata)[part], folder, sampler)
+    return VideoDataset(indices, folder, sampler)
 
 
 def digits_splits(img_size: int = 32, holdout_fraction: float = 0.2) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -51,6 +51,9 @@ class MovingDigits:
         fps: the files' frame rate (metadata only).
         seed: directions, starts.
         videos: how many of the digits (the first ones) become videos; None: all 1797.
+        distractors: static digits (others of the set, at half brightness, anywhere in the frame) under the
+            moving one: clutter that a pixel or frame-wise feature must see past.
+        noise: std of Gaussian noise added to every pixel of every frame, in units of full brightness.
     """
 
     frames: int = 16
@@ -60,10 +63,14 @@ class MovingDigits:
     fps: int = 8
     seed: int = 0
     videos: int | None = None
+    distractors: int = 0
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frames < 2 or self.speed < 1 or not 4 <= self.sprite < self.size or self.size % 2:
             raise ValueError(f"{self}: need frames >= 2, speed >= 1, 4 <= sprite < size and an even size")
+        if self.distractors < 0 or not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"distractors={self.distractors}, noise={self.noise}: need >= 0 and a noise in [0, 1]")
         if self.videos is not None and self.videos < 1:
             raise ValueError(f"videos={self.videos}: must be >= 1, or None for every digit")
 
@@ -101,16 +108,43 @@ def _path(start: float, velocity: int, room: int, frames: int) -> list[int]:
     return out
 
 
-def render(sprite: np.ndarray[Any, Any], direction: int, start: tuple[int, int], spec: MovingDigits) -> np.ndarray[Any, Any]:
-    """One video, uint8 ``(frames, size, size)``."""
+def render(sprite: np.ndarray[Any, Any], direction: int, start: tuple[int, int], spec: MovingDigits,
+           background: np.ndarray[Any, Any] | None = None,
+           rng: np.random.Generator | None = None) -> np.ndarray[Any, Any]:
+    """One video, uint8 ``(frames, size, size)``: the sprite moving over ``background`` (a static uint8
+    ``(size, size)`` frame; black by default), plus ``spec.noise`` drawn from ``rng``."""
     dx, dy = DIRECTIONS[direction]
     room = spec.size - spec.sprite
     xs = _path(start[0], dx * spec.speed, room, spec.frames)
     ys = _path(start[1], dy * spec.speed, room, spec.frames)
     video = np.zeros((spec.frames, spec.size, spec.size), np.uint8)
+    if background is not None:
+        video[:] = background
     for t, (x, y) in enumerate(zip(xs, ys)):
-        video[t, y:y + spec.sprite, x:x + spec.sprite] = sprite
+        patch = video[t, y:y + spec.sprite, x:x + spec.sprite]
+        np.maximum(patch, sprite, out=patch)
+    if spec.noise > 0:
+        if rng is None:
+            raise ValueError("render: a noisy spec needs an rng")
+        noisy = video + rng.normal(0.0, 255.0 * spec.noise, video.shape)
+        video = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
     return video
+
+
+def _background(rng: np.random.Generator, sprites: np.ndarray[Any, Any], skip: int,
+                spec: MovingDigits) -> np.ndarray[Any, Any] | None:
+    """``spec.distractors`` other digits at half brightness, anywhere, or None without distractors."""
+    if not spec.distractors:
+        return None
+    frame = np.zeros((spec.size, spec.size), np.uint8)
+    room = spec.size - spec.sprite
+    for _ in range(spec.distractors):
+        other = int(rng.integers(0, len(sprites) - 1))
+        other += int(other >= skip)  # never the moving digit's own image
+        x, y = (int(v) for v in rng.integers(0, room + 1, 2))
+        patch = frame[y:y + spec.sprite, x:x + spec.sprite]
+        np.maximum(patch, sprites[other] // 2, out=patch)
+    return frame
 
 
 def _start(rng: np.random.Generator, d: int, spec: MovingDigits) -> int:
@@ -154,7 +188,8 @@ def write_moving_digits(root: str | Path, spec: MovingDigits = MovingDigits()) -
             dx, dy = DIRECTIONS[int(direction)]
             start = (_start(rng, dx, spec), _start(rng, dy, spec))
             name = f"videos/{i:05d}.mp4"
-            _write_mp4(scratch / name, render(sprite, int(direction), start, spec), spec.fps)
+            video = render(sprite, int(direction), start, spec, _background(rng, sprites, i, spec), rng)
+            _write_mp4(scratch / name, video, spec.fps)
             rows.append((name, int(digit), int(direction)))
         with (scratch / "labels.csv").open("w", newline="") as f:
             csv.writer(f).writerows([("file", "digit", "direction"), *rows])

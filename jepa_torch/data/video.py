@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,8 @@ from torch import Tensor
 from jepa_torch.data.datasets import DataError, JepaDataset, SampleKey, sample_seed
 from jepa_torch.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "ClipSampler", "VideoDataset", "VideoError", "VideoFolder",
-           "clip_indices", "frame_count", "read_frames", "video_folder"]
+__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "ClipSampler", "FrameDataset", "VideoDataset", "VideoError",
+           "VideoFolder", "centre_square", "clip_indices", "frame_count", "read_frames", "video_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,20 @@ def clip_indices(num_frames: int, frames_per_clip: int, frame_step: int, start: 
 # ----------------------------------------------------------------------------- clips and augmentation
 
 
+def centre_square(x: Tensor, side: int) -> Tensor:
+    """Frames ``(..., H, W)`` with the shorter side resized to ``side`` (antialiased), then the centre square."""
+    h, w = x.shape[-2:]
+    scale = side / min(h, w)
+    size = (max(side, round(h * scale)), max(side, round(w * scale)))
+    if size != (h, w):
+        lead = x.shape[:-2]
+        x = F.interpolate(x.reshape(-1, 1, h, w), size=size, mode="bilinear", align_corners=False,
+                          antialias=True).reshape(*lead, *size)
+    top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+    return x[..., top:top + side, left:left + side]
+
+
+
 @dataclass(frozen=True)
 class ClipSampler:
     """Where clips start, and how their frames become the encoder's input.
@@ -281,13 +295,8 @@ class ClipSampler:
             x = x[..., top:top + ch, left:left + cw]
             if self.flip and bool(torch.rand(()) < 0.5):
                 x = x.flip(-1)
-        else:  # the shorter side to S, then the centre S x S
-            scale = s / min(h, w)
-            size = (max(s, round(h * scale)), max(s, round(w * scale)))
-            if size != (h, w):
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-            top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
-            x = x[..., top:top + s, left:left + s]
+        else:
+            x = centre_square(x, s)
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -329,16 +338,50 @@ class VideoDataset(JepaDataset):
         return clips[0] if s.num_clips == 1 else torch.stack(clips)
 
     def __getitem__(self, key: SampleKey) -> Tensor:
-        seed, epoch, index = key
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(sample_seed(seed, epoch, index))
-            for attempt in range(len(self.indices)):  # a bad video: the next one of the split stands in
-                path = self.folder.paths[int(self.indices[(index + attempt) % len(self.indices)])]
-                try:
-                    return self._clips(path)
-                except VideoError as exc:
-                    if path not in _REPORTED:
-                        _REPORTED.add(path)
-                        log.warning("%s; skipped (its samples read the next video)", exc)
-        raise DataError(f"none of the {len(self.indices)} videos of this split decodes (first: "
-                        f"{self.folder.paths[int(self.indices[0])]}); check the files and that PyAV is installed")
+        return _first_readable(self, key, self._clips)
+
+
+def _first_readable(split: VideoDataset | FrameDataset, key: SampleKey, load: Callable[[str], Tensor]) -> Tensor:
+    """``load`` of the sample's video under its seeded draw; a video that does not decode is reported once and
+    the next video of the split stands in."""
+    seed, epoch, index = key
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(sample_seed(seed, epoch, index))
+        for attempt in range(len(split.indices)):
+            path = split.folder.paths[int(split.indices[(index + attempt) % len(split.indices)])]
+            try:
+                return load(path)
+            except VideoError as exc:
+                if path not in _REPORTED:
+                    _REPORTED.add(path)
+                    log.warning("%s; skipped (its samples read the next video)", exc)
+    raise DataError(f"none of the {len(split.indices)} videos of this split decodes (first: "
+                    f"{split.folder.paths[int(split.indices[0])]}); check the files and that PyAV is installed")
+
+
+class FrameDataset(JepaDataset):
+    """A video folder's frames as images (``data.dataset: video_frames``): sample ``(seed, epoch, i)`` is one
+    frame of video ``i`` drawn from that key (so a new frame each epoch), resized to ``img_size`` and passed
+    through the image ``transform``. What a frame-wise image encoder trains on.
+    """
+
+    def __init__(self, indices: np.ndarray[Any, Any], folder: VideoFolder, img_size: int,
+                 transform: Callable[[Any], Tensor]) -> None:
+        super().__init__(indices, transform)
+        self.folder, self.img_size = folder, img_size
+        self.labels = None if folder.labels is None else torch.from_numpy(folder.labels[indices])
+        self.classes = folder.classes
+        self.spec = ("image", (3, img_size, img_size))
+        self._counts: dict[str, int] = {}
+
+    def _frame(self, path: str) -> Tensor:
+        if path not in self._counts:
+            self._counts[path] = frame_count(path)
+        n = self._counts[path]
+        t = int(torch.randint(0, n, ()).item())
+        frame = torch.from_numpy(read_frames(path, [t])[0]).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
+        assert self.transform is not None
+        return self.transform(centre_square(frame, self.img_size))
+
+    def __getitem__(self, key: SampleKey) -> Tensor:
+        return _first_readable(self, key, self._frame)

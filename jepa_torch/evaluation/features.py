@@ -183,6 +183,32 @@ class EncoderFeatures(FeatureSource):
         return out
 
 
+class FrameWiseFeatures(EncoderFeatures):
+    """An image encoder applied to every frame of a clip, its tokens averaged over time: each spatial token is
+    the mean of that patch's tokens over the frames (``tokens``: ``(B, H * W, D)``), ``pooled`` and ``lastk``
+    their means. Blind, by construction, to the order of the frames."""
+
+    @torch.no_grad()
+    def tokens(self, inputs: Tensor) -> Tensor:
+        return self._layers(inputs)[-1].half()
+
+    def _layers(self, inputs: Tensor) -> list[Tensor]:
+        x, views = _fold_views(inputs.to(self.device))  # (B', C, T, H, W)
+        b, _, t = x.shape[:3]
+        frames = x.transpose(1, 2).flatten(0, 1)  # (B' * T, C, H, W)
+        layers = self.encoder.layer_outputs(frames, self.last_k)  # type: ignore[operator]
+        return [_average_views(y.float().reshape(b, t, *y.shape[1:]).mean(dim=1), views) for y in layers]
+
+    @torch.no_grad()
+    def __call__(self, inputs: Tensor) -> dict[str, Tensor]:
+        layers = self._layers(inputs)
+        pooled = [y.mean(dim=1) for y in layers]  # each (B, D)
+        out = {"pooled": pooled[-1], "lastk": torch.cat(pooled, dim=1)}
+        if "tokens" in self.arrays:
+            out["tokens"] = layers[-1].half()
+        return out
+
+
 def _fold_views(inputs: Tensor) -> tuple[Tensor, int]:
     """Several clips per video ``(B, V, C, T, H, W)`` as one batch ``(B * V, C, T, H, W)``, and ``V`` (1 otherwise)."""
     if inputs.dim() != 6:

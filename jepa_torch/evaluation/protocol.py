@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from jepa_torch.evaluation.features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource,
-                                            LabelledSplit, PixelFeatures, bound_heap_growth, extract, folder_splits,
+                                            FrameWiseFeatures, LabelledSplit, PixelFeatures, bound_heap_growth, extract, folder_splits,
                                             run_splits, stored_order, token_bytes)
 from jepa_torch.evaluation.probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead,
                                           Standardise, StoreBatches, knn_predict, predict, predict_on, train_heads)
@@ -453,7 +453,7 @@ def _projection(store: FeatureStore) -> tuple[NDArray[np.float64], NDArray[np.in
 
 def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | None = None,
              encoders: Sequence[str] = ("target",), baselines: bool = True,
-             config: EvalConfig = EvalConfig()) -> EvalReport:
+             config: EvalConfig = EvalConfig(), frame_encoders: Sequence[str | Path] = ()) -> EvalReport:
     """Probe the frozen encoders of a checkpoint, with baselines, on a run's split or ImageFolder splits.
 
     Args:
@@ -464,6 +464,8 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
         encoders: ``target`` (the EMA encoder I-JEPA evaluates) and/or ``context``.
         baselines: also probe the same architecture at random initialisation and the raw pixels.
         config: probes, grids, low-shot, device, cache.
+        frame_encoders: videos only: image checkpoints (or exports) whose target encoder is applied frame by
+            frame, its tokens averaged over time, as further baselines (``FrameWiseFeatures``).
 
     Raises:
         EvaluationError, CheckpointError, DataError: one line naming the culprit and the fix.
@@ -499,9 +501,18 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
     named = [(_label(ckpt, w), e) for w, e in loaded]
     if baselines:
         named.append(("same ViT, random init", _random_twin(ckpt, loaded[0][1])))
+    frame_wise = set()
+    for frames_path in frame_encoders:
+        frame_ckpt = _open(Path(frames_path))
+        if len(getattr(_encoder(frame_ckpt, "target"), "grid", ())) != 2:
+            raise EvaluationError(f"--frame-encoder {frames_path}: not an image encoder (a ViT over 2-D patches)")
+        name = f"frame-wise {_label(frame_ckpt, 'target')}"
+        frame_wise.add(name)
+        named.append((name, _encoder(frame_ckpt, "target")))
     sources: list[tuple[FeatureSource, _Live | None]] = []
     for name, encoder in named:
-        features = EncoderFeatures(name, encoder, config.last_k, False, device)
+        kind = FrameWiseFeatures if name in frame_wise else EncoderFeatures
+        features = kind(name, encoder, config.last_k, False, device)
         live = None
         if "attentive" in config.probes:
             n, d, size_train = token_bytes(features, train_split)
