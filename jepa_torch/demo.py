@@ -38,9 +38,11 @@ CONFIGS = {"ijepa": _CONFIG_DIR / "digits_ijepa.yaml", "lejepa": _CONFIG_DIR / "
            "vjepa": _CONFIG_DIR / "moving_digits_vjepa.yaml"}
 """The demo recipes of docs/evaluation.md: I-JEPA with VICReg's terms and LeJEPA on digits, V-JEPA on moving digits."""
 _PROBES = EvalConfig()
-VIDEO_EVALUATION = EvalConfig(linear=replace(_PROBES.linear, min_steps=500),
-                              attentive=replace(_PROBES.attentive, epochs=10, min_steps=200))
-"""The video demo's probes: the image demo's grids with fewer updates (two label tasks, clips of 256 tokens)."""
+VIDEO_EVALUATION = EvalConfig(probes=("linear", "attentive", "knn"),
+                              linear=replace(_PROBES.linear, epochs=50, min_steps=500),
+                              attentive=replace(_PROBES.attentive, epochs=15, min_steps=300))
+"""The video demo's probes: linear, attentive and kNN with the image demo's grids and fewer updates (two label
+tasks, four feature sets, clips of 256 tokens)."""
 DEFAULT_CONFIG = CONFIGS["lejepa"]
 """The demo's recipe: the best of :data:`CONFIGS` at the demo's CPU budget (docs/evaluation.md)."""
 

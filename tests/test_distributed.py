@@ -67,10 +67,12 @@ def _assert_close_states(a: object, b: object, where: str, tol: float = 1e-5) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("parallel", "accumulate", "recompute"),
-                         [("ddp", 1, False), ("ddp", 2, False), ("fsdp", 1, False), ("fsdp", 2, False),
-                          ("fsdp", 1, True)])
-def test_two_gloo_processes_match_one_process(tmp_path: Path, parallel: str, accumulate: int, recompute: bool) -> None:
+@pytest.mark.parametrize(("parallel", "accumulate", "recompute", "data"),
+                         [("ddp", 1, False, "digits"), ("ddp", 2, False, "digits"), ("fsdp", 1, False, "digits"),
+                          ("fsdp", 2, False, "digits"), ("fsdp", 1, True, "digits"), ("ddp", 2, False, "videos"),
+                          ("fsdp", 1, True, "videos")])
+def test_two_gloo_processes_match_one_process(tmp_path: Path, parallel: str, accumulate: int, recompute: bool,
+                                              data: str) -> None:
     """Losses, then the last checkpoint (the three networks, AdamW's state) within 1e-5 of one process's.
 
     With ``accumulate=2`` each process also splits its share into two micro-batches; with ``recompute``
@@ -78,8 +80,17 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, parallel: str, acc
     under FSDP), the one process does not. Under FSDP the
     networks, their AdamW state and the EMA target are sharded (the EMA runs shard by shard), the collapse
     monitor runs on both processes (a sharded forward is a collective), and the checkpoint is gathered whole.
+    ``videos``: V-JEPA on small moving digits, its 3-D masks drawn for the global batch and sliced.
     """
-    single = tiny_config(tmp_path / "single", max_steps=6)
+    if data == "videos":
+        from jepa_torch.data.moving_digits import write_moving_digits
+
+        from .test_video_data import SMALL
+        from .test_vjepa import tiny_video_config
+
+        single = tiny_video_config(write_moving_digits(tmp_path / "set", SMALL), tmp_path / "single", max_steps=6)
+    else:
+        single = tiny_config(tmp_path / "single", max_steps=6)
     single = replace(single, run=replace(single.run, monitor_every=3))
     double = _split(replace(single, run=replace(single.run, out_dir=str(tmp_path / "double"),
                                                 activation_checkpointing=recompute)), 2, accumulate, parallel)

@@ -148,5 +148,5 @@ def test_the_config_refuses_what_the_method_does_not_support_in_one_line(tmp_pat
     with pytest.raises(ConfigError, match=r"^run.compile=True: method pooled_ema does not support torch.compile; ") as e:
         replace(cfg, run=RunConfig(out_dir=str(tmp_path), compile=True))
     assert "\n" not in str(e.value)
-    with pytest.raises(ConfigError, match=r"^method.name='nothing': use one of ijepa, lejepa, pooled_ema$"):
+    with pytest.raises(ConfigError, match=r"^method.name='nothing': use one of ijepa, lejepa, pooled_ema, vjepa$"):
         MethodConfig(name="nothing")

@@ -18,7 +18,7 @@ from jepa_torch.data.moving_digits import DIRECTIONS, MovingDigits, render, writ
 from jepa_torch.data.video import (ClipSampler, VideoError, clip_indices, frame_count, read_frames,
                                    video_folder)
 
-SMALL = MovingDigits(frames=8, size=16, sprite=8, videos=48)
+SMALL = MovingDigits(frames=8, size=16, sprite=8, videos=48, distractors=0, noise=0.0)
 """A moving-digits set that writes in a second: 48 videos of 8 frames of 16 px."""
 
 
@@ -65,7 +65,7 @@ def test_moving_digits_are_the_same_from_the_same_settings_and_balanced(tmp_path
 
 
 def test_a_digit_bounces_off_the_edges_of_a_long_video() -> None:
-    spec = MovingDigits(frames=30, size=16, sprite=8)
+    spec = MovingDigits(frames=30, size=16, sprite=8, distractors=0, noise=0.0)
     video = render(np.full((8, 8), 255, np.uint8), 0, (0, 0), spec)  # moving right from the left edge
     left = [int(np.flatnonzero(f.max(axis=0))[0]) for f in video]
     assert max(left) == 8 and left[8] == 8 and left[9] == 7 and left[16] == 0  # out to the edge and back
@@ -192,7 +192,7 @@ def test_image_methods_refuse_videos_and_vjepa_refuses_images(small_set: Path) -
 
 
 def test_distractors_are_static_dim_digits_and_noise_has_the_asked_spread() -> None:
-    spec = MovingDigits(frames=8, size=16, sprite=8, distractors=1)
+    spec = MovingDigits(frames=8, size=16, sprite=8, distractors=1, noise=0.0)
     sprites = np.full((3, 8, 8), 200, np.uint8)
     from jepa_torch.data.moving_digits import _background
 
@@ -203,7 +203,8 @@ def test_distractors_are_static_dim_digits_and_noise_has_the_asked_spread() -> N
     covered = alone.max(axis=0) > 0  # where the moving digit passes
     assert (video[:, ~covered] == background[~covered]).all() and (background[~covered] > 0).any()
     assert (video[alone > 0] == 200).all()  # the moving digit is drawn over the distractor
-    noisy = render(np.zeros((8, 8), np.uint8), 0, (0, 0), MovingDigits(frames=8, size=16, sprite=8, noise=0.1),
+    spec = MovingDigits(frames=8, size=16, sprite=8, distractors=0, noise=0.1)
+    noisy = render(np.zeros((8, 8), np.uint8), 0, (0, 0), spec,
                    np.full((16, 16), 128, np.uint8), np.random.default_rng(0))
     assert abs(noisy.astype(np.float64).std() - 25.5) < 1.5 and abs(noisy.mean() - 128) < 1.5
 

@@ -35,10 +35,11 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_video_config(root: Path, out: Path, **run: object) -> TrainConfig:
     """A 1-block video ViT on 4-frame clips of 16 px (a 2x4x4 tubelet grid): a step costs milliseconds."""
     cfg = video_config(root)
+    options: dict[str, object] = {"device": "cpu", "log_every": 1, "checkpoint_every": 3, "keep_checkpoints": 2,
+                                  "monitor_every": 0, "tensorboard": False, **run}
     return replace(cfg, mask=MaskSection(video_blocks=(2, 1), video_spatial_scale=(0.15, 0.5), min_keep=2),
                    optimization=OptimConfig(epochs=4, warmup_epochs=0.5, lr=1e-3, loss="l1"),
-                   run=RunConfig(out_dir=str(out), device="cpu", log_every=1, checkpoint_every=3, keep_checkpoints=2,
-                                 monitor_every=0, tensorboard=False, **run))  # type: ignore[arg-type]
+                   run=RunConfig(out_dir=str(out), **options))  # type: ignore[arg-type]
 
 
 def _logged(out: Path) -> list[tuple[int, float]]:

@@ -2,14 +2,18 @@
 
 Each of the 1797 digits becomes one video: the 8x8 digit, enlarged to a ``sprite``-pixel square, moves on
 a black ``size x size`` frame at ``speed`` pixels per frame along one of eight directions (the four axes
-and the four diagonals), bouncing off the edges. Each video is labelled with
+and the four diagonals), bouncing off the edges, over a static distractor (another digit at half
+brightness) and under pixel noise. Each video is labelled with
 
 - ``digit``: the digit's class (0-9), which any single frame shows;
 - ``direction``: the direction of motion at the first frame (0 = right, counter-clockwise in steps of
   45 degrees), which no single frame shows and a time-averaged feature cannot tell from its opposite.
 
-With the defaults (16 frames of 32 px, a 14 px sprite, 1 px per frame) a start is drawn where the digit
+With the defaults (16 frames of 48 px, a 16 px sprite, 1 px per frame) a start is drawn where the digit
 reaches no edge within the video, so ``direction`` holds for every frame; longer or faster videos bounce.
+The frame is wide enough for the start to vary by 17 px along a moving axis: on a frame the digit barely
+crosses, every video of a direction follows nearly one path, and raw pixels read the direction off it
+(docs/evaluation.md).
 Directions are balanced (each takes every eighth video, shuffled) and starts are uniform over the room
 the direction leaves, so a digit's mean position says nothing of its direction.
 
@@ -57,14 +61,14 @@ class MovingDigits:
     """
 
     frames: int = 16
-    size: int = 32
-    sprite: int = 14
+    size: int = 48
+    sprite: int = 16
     speed: int = 1
     fps: int = 8
     seed: int = 0
     videos: int | None = None
-    distractors: int = 0
-    noise: float = 0.0
+    distractors: int = 1
+    noise: float = 0.05
 
     def __post_init__(self) -> None:
         if self.frames < 2 or self.speed < 1 or not 4 <= self.sprite < self.size or self.size % 2:
@@ -181,6 +185,7 @@ def write_moving_digits(root: str | Path, spec: MovingDigits = MovingDigits()) -
     directions = rng.permutation(np.arange(len(digits)) % len(DIRECTIONS))
     root.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would stay on the finished folder
     try:
         (scratch / "videos").mkdir()
         rows = []
