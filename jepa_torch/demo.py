@@ -73,16 +73,17 @@ def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: 
     return evaluate(checkpoint, encoders=encoders, config=settings, frame_encoders=frame_encoders)
 
 
-def train_frames(cfg: TrainConfig, out: Path, seed: int, progress: bool) -> Path:
+def train_frames(cfg: TrainConfig, out: Path, seed: int, progress: bool, overrides: tuple[str, ...] = ()) -> Path:
     """The frame-wise baseline of a video run: the image demo's recipe (:data:`DEFAULT_CONFIG`) trained on the
-    frames of the run's training videos (``data.dataset: video_frames``) into ``out``; its last checkpoint."""
+    frames of the run's training videos (``data.dataset: video_frames``) into ``out``; its last checkpoint.
+    ``overrides`` apply after (the demo passes its ``run.*`` ones, so ``run.max_steps`` bounds both runs)."""
     from jepa_torch.data.moving_digits import moving_digits_folder
 
     d = cfg.data
     root = str(moving_digits_folder(d.path)) if d.dataset == "moving_digits" else str(d.path)
-    overrides = ["data.dataset=video_frames", f"data.path={root}", f"data.img_size={d.img_size}",
+    frame_data = ["data.dataset=video_frames", f"data.path={root}", f"data.img_size={d.img_size}",
                  f"data.holdout_fraction={d.holdout_fraction}"] + ([f"data.label={d.label}"] if d.label else [])
-    frames = _with(load_config(DEFAULT_CONFIG, overrides), out, seed)
+    frames = _with(load_config(DEFAULT_CONFIG, [*frame_data, *overrides]), out, seed)
     summary = train(frames, progress=progress)
     if summary.last_checkpoint is None:
         raise RuntimeError("the frame-wise baseline wrote no checkpoint")
@@ -121,7 +122,8 @@ def _run(config: str | Path, out: str | Path, seed: int, overrides: tuple[str, .
         evaluation = VIDEO_EVALUATION if evaluation is None else evaluation
         print(f"\nthe frame-wise baseline: {DEFAULT_CONFIG.name} on the frames of the same training videos")
         frame_start = time.perf_counter()
-        frame_encoders = (train_frames(cfg, out / "frames", seed, progress),)
+        frame_encoders = (train_frames(cfg, out / "frames", seed, progress,
+                                       tuple(o for o in overrides if o.startswith("run."))),)
         frame_seconds = time.perf_counter() - frame_start
     reports = {task: evaluate_run(summary.last_checkpoint, cfg, seed, progress, evaluation, task, frame_encoders)
                for task in _tasks(cfg)}

@@ -174,3 +174,26 @@ def test_evaluation_averages_clips_and_probes_the_label_asked_for(videos: Path, 
     torch.testing.assert_close(averaged, each, rtol=0, atol=2e-3)  # float16 storage
     with pytest.raises(Exception, match="data.label='speed'"):
         evaluate(summary.last_checkpoint, config=replace(settings, label="speed"))
+
+
+def test_the_video_demo_trains_the_frame_wise_baseline_and_probes_every_label(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from jepa_torch.demo import CONFIGS, run_demo
+
+    fast = EvalConfig(probes=("linear", "knn"), linear=HeadGrid(1, 16, (1e-2,), (1e-4,)), knn_k=3)
+    more = write_moving_digits(tmp_path / "set", replace(SMALL, videos=100))  # a batch of 64 frames: 80 to train on
+    run_demo(CONFIGS["vjepa"], tmp_path / "demo", seed=0, progress=False, evaluation=fast, overrides=(
+        "data.dataset=video_folder", f"data.path={more}", "data.img_size=16", "data.frames_per_clip=4",
+        "data.batch_size=8", "model.patch_size=4", "model.depth=1", "model.pred_depth=1", "mask.min_keep=2",
+        "run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false"))
+    printed = capsys.readouterr().out
+    assert "labels: digit" in printed and "labels: direction" in printed
+    out = tmp_path / "demo"
+    report = json.loads((out / "eval.json").read_text())
+    assert set(report) == {"digit", "direction"}
+    rows = list(report["direction"]["rows"])
+    assert rows == ["V-JEPA target encoder", "same ViT, random init", "frame-wise LeJEPA encoder", "raw pixels"]
+    assert len(report["direction"]["classes"]) == 8 and len(report["digit"]["classes"]) == 10
+    assert (out / "frames" / "checkpoints").is_dir() and (out / "masks.png").stat().st_size > 5000

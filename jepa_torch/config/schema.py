@@ -544,19 +544,15 @@ class TrainConfig:
                 self.mask.target_scale_warmup_epochs >= self.optimization.epochs * self.optimization.ipe_scale):
             raise _fail("mask.target_scale_warmup_epochs", self.mask.target_scale_warmup_epochs,
                         "must be shorter than the run (optimization.epochs)")
-        _METHOD_CHECKS[self.method.name](self)  # what the method does not support, in one line
-        if self.data.dataset == "sequence":
-            return  # the grid is the sequence length, known once the data is read
-        if self.data.img_size % self.model.patch_size:
-            raise _fail("model.patch_size", self.model.patch_size,
-                        f"must divide data.img_size={self.data.img_size}")
-        if self.is_video:
-            if self.data.frames_per_clip % self.model.tubelet_size:
+        if self.data.dataset != "sequence":  # a sequence's grid is its length, known once the data is read
+            if self.data.img_size % self.model.patch_size:
+                raise _fail("model.patch_size", self.model.patch_size,
+                            f"must divide data.img_size={self.data.img_size}")
+            if self.is_video and self.data.frames_per_clip % self.model.tubelet_size:
                 raise _fail("model.tubelet_size", self.model.tubelet_size,
                             f"must divide data.frames_per_clip={self.data.frames_per_clip}")
-            self.mask.check_video_grid(self.video_grid())
-            return
-        self.mask.check_grid(self.grid())
+        # what the method does not support, and its masks on the grid (I-JEPA's, V-JEPA's), in one line
+        _METHOD_CHECKS[self.method.name](self)
 
     @property
     def is_video(self) -> bool:

@@ -55,7 +55,9 @@ class IJEPA:
     legacy_entries: Mapping[str, str] = {}
 
     def check(self, cfg: TrainConfig) -> None:
-        """Nothing beyond :attr:`supports` (the masks are checked against the grid by the config)."""
+        """The masks of ``mask.*`` on an image run's patch grid (a sequence's grid is known once its data is)."""
+        if cfg.data.dataset != "sequence":
+            cfg.mask.check_grid(cfg.grid())
 
     def model_config(self, cfg: TrainConfig, spec: InputSpec) -> JEPAConfig:
         return model_config(cfg, spec)

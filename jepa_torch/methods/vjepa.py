@@ -111,9 +111,11 @@ class VJEPAMethod:
     legacy_entries: Mapping[str, str] = {}
 
     def check(self, cfg: TrainConfig) -> None:
+        """No regularisers; the mask configurations of ``mask.video_*`` on the tubelet grid."""
         if cfg.optimization.sigreg_weight or cfg.optimization.var_weight or cfg.optimization.cov_weight:
             raise ConfigError("optimization.var_weight, cov_weight and sigreg_weight: method vjepa has no "
                               "regularisers; set them to 0")
+        cfg.mask.check_video_grid(cfg.video_grid())
 
     def model_config(self, cfg: TrainConfig, spec: InputSpec) -> JEPAConfig:
         kind, shape = spec
