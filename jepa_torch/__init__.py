@@ -8,7 +8,7 @@ What a user calls is here; the packages below hold the rest, in the order data f
 - ``io``: atomic files, our checkpoints and the official layout, export, timm and Hugging Face, figures;
 - ``config``: the typed training config and its YAML;
 - ``data``: digits, image folders, sequences, transforms, multi-crop views;
-- ``methods``: one module per training method (I-JEPA, LeJEPA) behind one Protocol, and the registry;
+- ``methods``: one module per training method (I-JEPA, LeJEPA, V-JEPA) behind one Protocol, and the registry;
 - ``evaluation``: probes, feature stores, the collapse monitor;
 - ``training``: the loop (which knows no method), the optimiser, exact resume, the run log;
 - ``conformance``: the torch backend of the law suite (``jepa_torch.conformance.backend:backend``).

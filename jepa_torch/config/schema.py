@@ -431,10 +431,11 @@ class MethodConfig:
     prediction of ``mask.*`` with an EMA target (the official method), or ``lejepa``, LeJEPA's
     multi-view prediction with SIGReg, no EMA, no predictor; ``mask.*`` and ``optimization.ema``
     are then unused, and the data's own augmentation is replaced by these multi-crop views of the
-    un-augmented image. Each method checks the options it does not support when a config names it.
+    un-augmented image; or ``vjepa``, V-JEPA's masked prediction on videos with the 3-D masks of
+    ``mask.video_*``. Each method checks the options it does not support when a config names it.
 
     Attributes:
-        name: a registered method, ``ijepa`` or ``lejepa`` out of the box.
+        name: a registered method, ``ijepa``, ``lejepa`` or ``vjepa`` out of the box.
         global_views, local_views: LeJEPA's views per image (the global ones form the target).
         global_scale, local_scale: area fractions of their crops.
         local_size: side of a local view in pixels (a multiple of the patch; global views are
