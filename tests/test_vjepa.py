@@ -15,7 +15,7 @@ from jepa_core.representation import elementwise_loss as spec_elementwise
 from jepa_torch.config import MaskSection, OptimConfig, RunConfig, TrainConfig
 from jepa_torch.data.datasets import build_dataset
 from jepa_torch.data.moving_digits import write_moving_digits
-from jepa_torch.evaluation import EvalConfig, evaluate
+from jepa_torch.evaluation import EvalConfig, EvaluationError, evaluate
 from jepa_torch.evaluation.probes import HeadGrid
 from jepa_torch.io.export import load_encoder
 from jepa_torch.methods import get_method, load_model
@@ -174,6 +174,8 @@ def test_evaluation_averages_clips_and_probes_the_label_asked_for(videos: Path, 
     torch.testing.assert_close(averaged, each, rtol=0, atol=2e-3)  # float16 storage
     with pytest.raises(Exception, match="data.label='speed'"):
         evaluate(summary.last_checkpoint, config=replace(settings, label="speed"))
+    with pytest.raises(EvaluationError, match="--frame-encoder .*: not an image encoder"):
+        evaluate(summary.last_checkpoint, config=settings, frame_encoders=[summary.last_checkpoint])
 
 
 def test_the_video_demo_trains_the_frame_wise_baseline_and_probes_every_label(

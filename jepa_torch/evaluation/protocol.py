@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 from torch import nn
 
 from jepa_torch.evaluation.features import (EncoderBatches, EncoderFeatures, EvaluationError, FeatureSource,
-                                            FrameWiseFeatures, LabelledSplit, PixelFeatures, bound_heap_growth, extract, folder_splits,
-                                            run_splits, stored_order, token_bytes)
+                                            FrameWiseFeatures, LabelledSplit, PixelFeatures, bound_heap_growth,
+                                            extract, folder_splits, run_splits, stored_order, token_bytes)
 from jepa_torch.evaluation.probes import (CHUNK_BYTES, ArrayBatches, AttentiveProbe, Batches, HeadGrid, LinearHead,
                                           Standardise, StoreBatches, knn_predict, predict, predict_on, train_heads)
 from jepa_torch.evaluation.store import FeatureStore
@@ -498,20 +498,18 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
         data_key = {"data": "folders", "train": str(Path(train).resolve()), "val": str(Path(val).resolve()),
                     "img_size": size}
     device = torch.device(config.device)
-    named = [(_label(ckpt, w), e) for w, e in loaded]
+    named: list[tuple[str, nn.Module, type[EncoderFeatures]]] = [
+        (_label(ckpt, w), e, EncoderFeatures) for w, e in loaded]
     if baselines:
-        named.append(("same ViT, random init", _random_twin(ckpt, loaded[0][1])))
-    frame_wise = set()
+        named.append(("same ViT, random init", _random_twin(ckpt, loaded[0][1]), EncoderFeatures))
     for frames_path in frame_encoders:
         frame_ckpt = _open(Path(frames_path))
-        if len(getattr(_encoder(frame_ckpt, "target"), "grid", ())) != 2:
+        image_encoder = _encoder(frame_ckpt, "target")
+        if len(getattr(image_encoder, "grid", ())) != 2:
             raise EvaluationError(f"--frame-encoder {frames_path}: not an image encoder (a ViT over 2-D patches)")
-        name = f"frame-wise {_label(frame_ckpt, 'target')}"
-        frame_wise.add(name)
-        named.append((name, _encoder(frame_ckpt, "target")))
+        named.append((f"frame-wise {_label(frame_ckpt, 'target')}", image_encoder, FrameWiseFeatures))
     sources: list[tuple[FeatureSource, _Live | None]] = []
-    for name, encoder in named:
-        kind = FrameWiseFeatures if name in frame_wise else EncoderFeatures
+    for name, encoder, kind in named:
         features = kind(name, encoder, config.last_k, False, device)
         live = None
         if "attentive" in config.probes:
