@@ -5,7 +5,7 @@
 
 Two workloads, each timed in alternating rounds (decoder A, decoder B, A, B, ...):
 
-- clips of the bundled moving digits (8 frames, 2 apart, of 16-frame 32 px mp4 files), as training reads them;
+- clips of the bundled moving digits (8 frames, 2 apart, of 16-frame 48 px mp4 files), as training reads them;
 - 16-frame clips at random starts of one generated 224 px, 300-frame H.264 video (a longer, larger file).
 
 A decoder that cannot be imported or cannot load its libraries (torchcodec needs FFmpeg's shared libraries
@@ -94,7 +94,7 @@ def main() -> None:
         n = frame_count(long)
         starts = rng.integers(0, n - 16, 20)
         long_jobs = [(long, clip_indices(n, 16, 1, int(s))) for s in starts]
-        for name, jobs in (("moving digits, 8-frame clips of 32 px", digits),
+        for name, jobs in (("moving digits (the bundled set), 8-frame clips 2 apart", digits),
                            (f"one {n}-frame 224 px video, 16-frame clips at random starts", long_jobs)):
             rates: dict[str, list[float]] = {k: [] for k in decoders}
             for _ in range(args.rounds):
