@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from jepa_torch.config import DataConfig, MethodConfig, ModelConfig, TrainConfig
-from jepa_torch.data.datasets import DataError, build_dataset
+from jepa_torch.data.datasets import DataError, build_dataset, sample_seed
 from jepa_torch.data.moving_digits import DIRECTIONS, MovingDigits, render, write_moving_digits
 from jepa_torch.data.video import (ClipSampler, VideoError, clip_indices, frame_count, read_frames,
                                    video_folder)
@@ -164,9 +164,14 @@ def test_a_bad_video_is_one_warning_line_and_its_samples_read_the_next_video(
     assert len(warned) == 2 and all("\n" not in w and "skipped" in w for w in warned)
     assert any(folder.paths[0] in w for w in warned) and any(folder.paths[1] in w for w in warned)
     assert all(torch.equal(a, b) and torch.isfinite(a).all() for a, b in zip(first, again))
-    position = {int(p): i for i, p in enumerate(ds.indices)}
-    # the bad videos' samples are those of the next readable video, drawn with the bad sample's key
-    assert first[position[0]].shape == first[position[2]].shape
+    # the bad videos' samples are those of the next readable video (video 2 for both), drawn with their own keys
+    assert list(ds.indices[:3]) == [0, 1, 2]
+    for i in (0, 1):
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(sample_seed(0, 0, i))
+            expected = ds._clips(folder.paths[2])
+        assert torch.equal(first[i], expected), i
+    assert not torch.equal(first[0], first[2])  # sample 2 reads video 2 with another key
 
 
 def test_a_split_where_nothing_decodes_is_one_line(small_set: Path, tmp_path: Path) -> None:
