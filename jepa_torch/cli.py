@@ -7,12 +7,17 @@
 A mistake a user can make (a config key, a path, a checkpoint, an argument) ends the
 command with one line on stderr naming it and a non-zero exit status; a traceback
 means a bug.
+
+Under torchrun, rank 0 speaks for the job: the run's notes, warnings and summary are printed by it
+alone. Another rank prints only what is its own (a video it could not read, the error that ended
+it), as ``jepa-torch: rank <r>: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -37,9 +42,34 @@ class _Parser(argparse.ArgumentParser):
         super().error(_one_line(message))
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (``RANK`` of a ``WORLD_SIZE`` above 1), else 0."""
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
+def _prefix() -> str:
+    rank = _rank()
+    return "jepa-torch: " if rank == 0 else f"jepa-torch: rank {rank}: "
+
+
+def _say(text: str) -> None:
+    """One line on stderr from this process (prefixed by its rank on ranks other than 0)."""
+    print(f"{_prefix()}{_one_line(text)}", file=sys.stderr)
+
+
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     """The library's log on the current ``sys.stderr``: ``jepa-torch: <note>`` for information,
-    ``jepa-torch: warning: <message>`` for warnings and worse."""
+    ``jepa-torch: warning: <message>`` for warnings and worse.
+
+    On ranks other than 0 only the records logged with ``extra={"rank_local": True}`` (what happened to
+    this process alone) are printed, prefixed by the rank; the rest rank 0 prints for the job.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (_rank() == 0 or bool(getattr(record, "rank_local", False))) and bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr  # the stream of now (a test's capture, a redirected stderr)
@@ -47,7 +77,7 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
     def format(self, record: logging.LogRecord) -> str:
         kind = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"jepa-torch: {kind}{_one_line(record.getMessage())}"
+        return f"{_prefix()}{kind}{_one_line(record.getMessage())}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -179,6 +209,8 @@ def _train(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     cfg = load_config(args.config, overrides)
     summary = train(cfg, progress=not args.no_progress)
+    if summary.rank != 0:  # rank 0 reports for the job
+        return 0
     if summary.losses:
         print(f"trained steps {summary.resumed_from}..{summary.steps} of {summary.out_dir}: "
               f"final loss {summary.losses[-1][1]:.5g}, {summary.images_per_s:.1f} images/s; "
@@ -209,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jepa_torch.config.schema import ConfigError
     from jepa_torch.data.datasets import DataError
     from jepa_torch.evaluation import EvaluationError
+    from jepa_torch.io.files import describe_os_error
     from jepa_torch.training.loop import TrainingDiverged
 
     try:
@@ -220,17 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         return _export(args)
     except (ConfigError, CheckpointError, DataError, EvaluationError) as exc:
-        print(f"jepa-torch: error: {_one_line(str(exc))}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_USAGE
     except OSError as exc:  # a full disk, a missing permission: the environment, not a bug
-        lines = str(exc).splitlines() or [type(exc).__name__]  # the OS quotes file names: no raw line breaks
-        print(f"jepa-torch: error: {lines[0]}", file=sys.stderr)
+        _say(f"error: {describe_os_error(exc)}")
         return EXIT_USAGE
     except TrainingDiverged as exc:
-        print(f"jepa-torch: training diverged: {_one_line(str(exc))}", file=sys.stderr)
+        _say(f"training diverged: {exc}")
         return EXIT_DIVERGED
     except KeyboardInterrupt:
-        print("jepa-torch: interrupted; resume with the same command (run.resume=auto)", file=sys.stderr)
+        _say("interrupted; resume with the same command (run.resume=auto)")
         return 130
 
 

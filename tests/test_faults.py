@@ -370,7 +370,7 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_loses_nothing(
     else:
         monkeypatch.setattr(os, "replace", full_replace)
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress"]) == 2
-    _one_line_error(capsys, str(out / "checkpoints" / "step_00000003.pt"), "No space left on device",
+    _one_line_error(capsys, str(out / "checkpoints" / "step_00000003.pt"), "no space left on the device",
                     "free disk space")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000001.pt", "step_00000002.pt"]
     assert int(read_official(out / "checkpoints" / "step_00000002.pt")["step"]) == 2

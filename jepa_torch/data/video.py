@@ -354,7 +354,8 @@ def _first_readable(split: VideoDataset | FrameDataset, key: SampleKey, load: Ca
             except VideoError as exc:
                 if path not in _REPORTED:
                     _REPORTED.add(path)
-                    log.warning("%s; skipped (its samples read the next video)", exc)
+                    log.warning("%s; skipped (its samples read the next video)", exc,
+                                extra={"rank_local": True})  # this process's reading: each rank says its own
     raise DataError(f"none of the {len(split.indices)} videos of this split decodes (first: "
                     f"{split.folder.paths[int(split.indices[0])]}); check the files and that PyAV is installed")
 

@@ -24,6 +24,7 @@ reaches a model. Files without the entry (official ones, ours before it) load as
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import struct
@@ -43,6 +44,8 @@ from jepa_torch.models.positions import sincos_pos_embed
 from jepa_core.presets import HEADS_BY_WIDTH
 from jepa_torch.models.predictor import Predictor
 from jepa_torch.models.vit import TransformerEncoder
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -546,5 +549,16 @@ def save_official(
         **extra: further top-level entries (official: ``opt``, ``scaler``, ``epoch``, ``loss``,
             ``batch_size``, ``world_size``, ``lr``; the official resume reads ``epoch``, ``opt``, and
             ``scaler`` when it trains in bf16).
+
+    A file without ``epoch`` and ``opt`` is written, with a one-line warning that the official trainer will
+    not resume from it: its loader swallows the missing entry and starts at epoch 0 (without ``epoch`` it
+    loads no weights at all). Such a file is still whole for evaluation, for the hub and for this
+    project's loaders, which read only the networks; to hand a run on to the official trainer, pass
+    ``epoch=`` and ``opt=`` (and ``scaler=`` for a run it trains in bf16).
     """
+    missing = [key for key in ("epoch", "opt") if extra.get(key) is None]
+    if missing:
+        log.warning("%s: written without %s, so the official trainer will not resume from it (it would start at "
+                    "epoch 0%s); pass epoch= and opt= to save_official to hand the run on to it", path,
+                    " and ".join(repr(k) for k in missing), ", from fresh weights" if "epoch" in missing else "")
     atomic_save({**official_payload(encoder, predictor, target_encoder, prefix=prefix), **extra}, path)

@@ -10,17 +10,53 @@ colleague can read a run's weights wherever the umask lets them.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["WriteError", "atomic_write", "file_mode"]
+__all__ = ["WriteError", "atomic_write", "describe_os_error", "file_mode"]
 
 
 class WriteError(OSError):
     """Writing a file failed (no folder, a full disk, no permission); the message names the file and the fix."""
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED = {errno.EACCES, errno.EPERM}
+
+
+def os_error_cause(exc: OSError, folder: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """``(cause, fix)`` of a failed file operation, for the cause that occurred: a full disk (or quota),
+    a missing permission, a read-only file system, a missing folder, a file where a folder should be;
+    else the system's own words and a general fix. ``folder``: where the write went, for the fix."""
+    where = f" on {os.fspath(folder)}" if folder is not None else ""
+    code = exc.errno
+    if code in _FULL:
+        return ("no space left on the device" if code == errno.ENOSPC else "disk quota exceeded",
+                "free disk space or write elsewhere")
+    if code in _DENIED:
+        return "permission denied", f"give this user write permission{where} or write elsewhere"
+    if code == errno.EROFS:
+        return "read-only file system", "write elsewhere"
+    if code == errno.ENOENT:
+        return "no such file or folder", "check the path (a folder of it may have been moved or deleted)"
+    if code == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder", "check the path"
+    return (exc.strerror or type(exc).__name__), "check the path and the disk"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: what failed, on which file, why, and the fix for that cause."""
+    if isinstance(exc, WriteError):  # already one line with its own fix
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    name = exc.filename
+    folder = None if name is None else Path(os.fsdecode(name)).parent
+    cause, fix = os_error_cause(exc, folder)
+    what = f"{os.fsdecode(name)!r}: " if name is not None else ""
+    return f"{what}{cause}; {fix}, then rerun"
 
 
 def _umask() -> int:
@@ -72,8 +108,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            failure = error(f"cannot write {dest} ({exc.strerror or exc}); nothing under that name was changed; "
-                            "free disk space or write elsewhere, then rerun")
+            cause, fix = os_error_cause(exc, dest.parent)
+            failure = error(f"cannot write {dest} ({cause}); nothing under that name was changed; {fix}, then rerun")
             failure.errno = exc.errno
             raise failure from exc
         raise

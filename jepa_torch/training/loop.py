@@ -81,6 +81,8 @@ class TrainingSummary:
     last_checkpoint: Path | None
     losses: list[tuple[int, float]]
     images_per_s: float
+    rank: int = 0
+    """This process's rank: under torchrun every process returns a summary; rank 0's speaks for the job."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class _Dist:
     rank: int
     world_size: int
     device: torch.device
+    owns_group: bool = False  # the process group was made here, so it is torn down here
 
     @property
     def is_main(self) -> bool:
@@ -104,10 +107,11 @@ def _setup(cfg: TrainConfig) -> _Dist:
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
-    return _Dist(rank, world, device)
+    return _Dist(rank, world, device, owns)
 
 
 def _last_good(folder: Path, last_ckpt: Path | None) -> str:
@@ -238,6 +242,17 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     """
     method = get_method(cfg.method.name)
     env = _setup(cfg)
+    try:
+        return _train(cfg, method, env, progress, on_log)
+    finally:
+        # On every way out (done, a one-line error, a NaN, Ctrl-C): a process group left to the interpreter's
+        # exit can abort a rank after its work is done ("terminate called without an active exception").
+        if env.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, method: Method, env: _Dist, progress: bool,
+           on_log: Callable[[dict[str, float]], None] | None) -> TrainingSummary:
     if env.world_size > 1 and not method.supports.ddp:
         raise ConfigError(f"method.name={method.name!r}: does not run on several processes; run it on one")
     out = Path(cfg.run.out_dir)
@@ -263,8 +278,7 @@ def train(cfg: TrainConfig, *, progress: bool = True,
     wd_at = CosineWeightDecay(opt_cfg.weight_decay, opt_cfg.final_weight_decay, plan.schedule_steps)
     steps = method.stepper(model, RunInfo(cfg, plan, env.device, env.rank, env.world_size))
 
-    if env.is_main:  # the data and the plan are valid: only now does the run leave anything on disk
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if env.is_main:
         remove_stale_temporaries(ckpt_dir)  # left by a kill during a checkpoint write; nothing writes yet
     start = 0
     resumed = _load_resume(cfg, ckpt_dir, method, model, optimizer, arch)
@@ -295,7 +309,8 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         forward = DistributedDataParallel(model, **ddp_args)
 
     holdout = build_dataset(cfg, "holdout", augment=False)  # empty when data.holdout_fraction is 0
-    if env.is_main:
+    if env.is_main:  # the config, the data and the checkpoint resumed from are valid: only now is anything written
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
         log.info(_header(cfg, len(dataset), len(holdout), plan, env, start, resume_from))
         if cfg.run.monitor_every and (dataset.labels is None or not len(holdout)):
             why = ("data.holdout_fraction=0 holds out nothing to score on" if not len(holdout)
@@ -372,4 +387,4 @@ def train(cfg: TrainConfig, *, progress: bool = True,
         logger.plot(out / "curves.png")
     if dist.is_initialized():
         dist.barrier()
-    return TrainingSummary(out, step, start, last_ckpt, losses, throughput)
+    return TrainingSummary(out, step, start, last_ckpt, losses, throughput, env.rank)
