@@ -71,6 +71,28 @@ def test_a_digit_bounces_off_the_edges_of_a_long_video() -> None:
     assert max(left) == 8 and left[8] == 8 and left[9] == 7 and left[16] == 0  # out to the edge and back
 
 
+def test_jitter_wobbles_the_digit_around_its_path_inside_the_frame() -> None:
+    """Neighbouring frames no longer tell the direction; the drift over the clip still does. Without jitter
+    the sets (and the names of their folders) are those written before it existed."""
+    spec = MovingDigits(frames=16, size=48, sprite=16, distractors=0, noise=0.0, jitter=3)
+    rng = np.random.default_rng(0)
+    steps, drifts = [], []
+    for _ in range(20):
+        video = render(np.full((16, 16), 255, np.uint8), 0, (0, 5), spec, rng=rng)  # moving right
+        left = np.array([int(np.flatnonzero(f.max(axis=0))[0]) for f in video])
+        top = np.array([int(np.flatnonzero(f.max(axis=1))[0]) for f in video])
+        assert left.min() >= 0 and left.max() <= 48 - 16 and abs(top - (5 + 3)).max() <= 3
+        steps += np.diff(left).tolist()
+        drifts.append(left[-1] - left[0])
+    assert min(steps) < 0 < max(steps)  # some frame-to-frame steps go backwards
+    assert min(drifts) >= 15 - 6 and np.mean(drifts) > 12  # 15 px of drift, give or take the wobble
+    with pytest.raises(ValueError, match="jitter"):
+        MovingDigits(size=48, sprite=16, jitter=16)
+    with pytest.raises(ValueError, match="rng"):
+        render(np.zeros((16, 16), np.uint8), 0, (0, 0), spec)
+    assert MovingDigits().key() == "371b28aefee4"  # the default set's folder, as before jitter
+
+
 # ----------------------------------------------------------------------------- folders
 
 

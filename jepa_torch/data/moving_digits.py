@@ -58,6 +58,9 @@ class MovingDigits:
         distractors: static digits (others of the set, at half brightness, anywhere in the frame) under the
             moving one: clutter that a pixel or frame-wise feature must see past.
         noise: std of Gaussian noise added to every pixel of every frame, in units of full brightness.
+        jitter: the moving digit's wobble: an offset drawn for every frame, uniform in ``[-jitter, jitter]``
+            pixels along each axis, added to its path. With a jitter near the speed, two neighbouring frames
+            no longer tell the direction; the drift over the clip does.
     """
 
     frames: int = 16
@@ -69,17 +72,21 @@ class MovingDigits:
     videos: int | None = None
     distractors: int = 1
     noise: float = 0.05
+    jitter: int = 0
 
     def __post_init__(self) -> None:
         if self.frames < 2 or self.speed < 1 or not 4 <= self.sprite < self.size or self.size % 2:
             raise ValueError(f"{self}: need frames >= 2, speed >= 1, 4 <= sprite < size and an even size")
         if self.distractors < 0 or not 0.0 <= self.noise <= 1.0:
             raise ValueError(f"distractors={self.distractors}, noise={self.noise}: need >= 0 and a noise in [0, 1]")
+        if not 0 <= 2 * self.jitter < self.size - self.sprite:
+            raise ValueError(f"jitter={self.jitter}: need 0 <= 2 * jitter < size - sprite")
         if self.videos is not None and self.videos < 1:
             raise ValueError(f"videos={self.videos}: must be >= 1, or None for every digit")
 
     def key(self) -> str:
-        text = json.dumps({**asdict(self), "version": _VERSION}, sort_keys=True)
+        settings = {k: v for k, v in asdict(self).items() if k != "jitter" or v}  # sets without it keep their name
+        text = json.dumps({**settings, "version": _VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -116,23 +123,34 @@ def render(sprite: np.ndarray[Any, Any], direction: int, start: tuple[int, int],
            background: np.ndarray[Any, Any] | None = None,
            rng: np.random.Generator | None = None) -> np.ndarray[Any, Any]:
     """One video, uint8 ``(frames, size, size)``: the sprite moving over ``background`` (a static uint8
-    ``(size, size)`` frame; black by default), plus ``spec.noise`` drawn from ``rng``."""
+    ``(size, size)`` frame; black by default), plus ``spec.jitter`` and ``spec.noise`` drawn from ``rng``.
+    ``start`` is on the path, which keeps ``spec.jitter`` pixels from each edge for the wobble."""
+    if (spec.noise > 0 or spec.jitter > 0) and rng is None:
+        raise ValueError("render: a spec with noise or jitter needs an rng")
     dx, dy = DIRECTIONS[direction]
-    room = spec.size - spec.sprite
-    xs = _path(start[0], dx * spec.speed, room, spec.frames)
-    ys = _path(start[1], dy * spec.speed, room, spec.frames)
+    track = _track(spec)
+    xs = np.array(_path(start[0], dx * spec.speed, track, spec.frames)) + spec.jitter
+    ys = np.array(_path(start[1], dy * spec.speed, track, spec.frames)) + spec.jitter
+    if spec.jitter > 0:
+        assert rng is not None
+        wobble = rng.integers(-spec.jitter, spec.jitter + 1, (2, spec.frames))
+        xs, ys = xs + wobble[0], ys + wobble[1]
     video = np.zeros((spec.frames, spec.size, spec.size), np.uint8)
     if background is not None:
         video[:] = background
-    for t, (x, y) in enumerate(zip(xs, ys)):
+    for t, (x, y) in enumerate(zip(xs.tolist(), ys.tolist())):
         patch = video[t, y:y + spec.sprite, x:x + spec.sprite]
         np.maximum(patch, sprite, out=patch)
     if spec.noise > 0:
-        if rng is None:
-            raise ValueError("render: a noisy spec needs an rng")
+        assert rng is not None
         noisy = video + rng.normal(0.0, 255.0 * spec.noise, video.shape)
         video = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
     return video
+
+
+def _track(spec: MovingDigits) -> int:
+    """The last position of the digit's path along an axis (its wobble around the path stays in the frame)."""
+    return spec.size - spec.sprite - 2 * spec.jitter
 
 
 def _background(rng: np.random.Generator, sprites: np.ndarray[Any, Any], skip: int,
@@ -153,7 +171,7 @@ def _background(rng: np.random.Generator, sprites: np.ndarray[Any, Any], skip: i
 
 def _start(rng: np.random.Generator, d: int, spec: MovingDigits) -> int:
     """A start along an axis moving by ``d`` (-1, 0, 1): where the video reaches no edge, if there is such room."""
-    room, travel = spec.size - spec.sprite, (spec.frames - 1) * spec.speed
+    room, travel = _track(spec), (spec.frames - 1) * spec.speed
     if d == 0 or travel > room:
         return int(rng.integers(0, room + 1))
     low = 0 if d > 0 else travel
