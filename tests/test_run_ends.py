@@ -86,7 +86,9 @@ def test_a_two_process_run_refused_after_the_group_is_up_exits_cleanly_with_one_
     save_config(cfg, tmp_path / "run.yaml")
     done = _launch(tmp_path / "run.yaml")
     assert done.returncode != 0
-    assert "terminate called" not in done.stderr and "Traceback" not in done.stderr.split("ChildFailedError")[0]
+    ranks = done.stderr.split("failed (exitcode")[0]  # then torchrun's own report (its traceback, each rank's exit)
+    assert "terminate called" not in done.stderr and "Traceback" not in ranks, done.stderr
+    assert done.stderr.count("exitcode  : 2 ") == 2, done.stderr  # both ranks ended by our exit 2, not a signal
     ours = [line for line in done.stderr.splitlines() if line.startswith("jepa-torch:")]
     assert sorted(ours) == sorted([f"jepa-torch: error: run.resume={str(tmp_path / 'gone.pt')!r}: no such checkpoint "
                                    "file; give a path, auto or never",

@@ -32,8 +32,8 @@ from jepa_torch.models.jepa import JEPA
 from jepa_torch.objectives.regularisers import sigreg, variance_covariance
 from jepa_torch.models.vit import context_valid
 
-__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model", "pooled",
-           "resolved_precision", "train_step"]
+__all__ = ["StepConfig", "StepResult", "autocast_for", "backward_and_step", "clip_and_step", "compile_model",
+           "cpu_bf16_units", "pooled", "precision_note", "resolved_precision", "train_step"]
 
 def compile_model(model: JEPA, dynamic: bool | None = None) -> JEPA:
     """Compile the three networks in place with ``torch.compile`` (inductor); returns ``model``.
@@ -107,6 +107,36 @@ class StepResult:
     prediction_loss: Tensor
     regulariser: Tensor
     grad_norm: Tensor | None
+
+
+def _cpu_reports(name: str) -> bool:
+    probe = getattr(torch.cpu, name, None)  # torch's own CPU feature probes (cpuinfo), private but stable
+    try:
+        return bool(probe()) if callable(probe) else False
+    except (RuntimeError, OSError):
+        return False
+
+
+def cpu_bf16_units() -> str | None:
+    """The bf16 matrix units of this CPU that torch's oneDNN kernels use: ``"AMX"`` (Intel AMX tiles),
+    ``"AVX512-BF16"`` (AVX-512 bf16 dot products, also on AMD Zen 4 and later), or None (bf16 would be
+    emulated, slower than fp32)."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    if _cpu_reports("_is_amx_tile_supported"):
+        return "AMX"
+    if _cpu_reports("_is_avx512_bf16_supported"):
+        return "AVX512-BF16"
+    return None
+
+
+def precision_note(device: torch.device, precision: Precision = "auto") -> str:
+    """How a run's header says its precision: ``bf16`` or ``fp32``, and on the CPU the bf16 units found."""
+    chosen = resolved_precision(device, precision)
+    if device.type != "cpu":
+        return chosen
+    units = cpu_bf16_units()
+    return f"{chosen} (bf16 units: {units or 'none'})"
 
 
 def resolved_precision(device: torch.device, precision: Precision = "auto") -> Literal["fp32", "bf16"]:
