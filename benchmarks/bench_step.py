@@ -5,6 +5,8 @@
     python benchmarks/bench_step.py --official ~/src/ijepa --config base224 --device cuda   # ViT-B/16, batch 128, bf16
     python benchmarks/bench_step.py --config huge14 --device cuda --modes eager  # ViT-H/14 batch 32: time and memory
     python benchmarks/bench_step.py                                     # ours alone, against the matmul ceiling
+    python benchmarks/bench_step.py --official ~/src/ijepa --modes eager,bf16   # CPU: ours fp32 and bf16 autocast
+    python benchmarks/bench_step.py --config huge14 --device cuda --modes eager,recompute  # activation checkpointing
 
 ``--official PATH`` names a checkout of facebookresearch/ijepa. Nothing of it is copied here: its
 modules are imported from PATH (``src.helper.init_model`` and ``init_opt``, ``src.models``, ``src.masks.utils.apply_masks``,
@@ -38,10 +40,13 @@ differences); otherwise nothing is timed.
 Rounds alternate (official, ours, ...; the order reversed every other round) so that both see the
 same machine; the ratio is computed per round (the official round's median over ours), and its
 median and range over the rounds are printed. The fp32 (CPU) or bf16 (CUDA) matmul ceiling is sampled
-between rounds; the best sample is the reference. ``compiled`` is ``jepa_torch.methods.step.compile_model``
+between rounds; the best sample is the reference (with a ``bf16`` mode on the CPU the bf16 ceiling too,
+each mode's share taken against its own dtype's). ``bf16`` is our eager step under CPU bf16 autocast
+(``run.precision: bf16``: fp32 master weights, AdamW state, losses); ``recompute`` our eager step with
+activation checkpointing on every transformer block (``run.activation_checkpointing``). ``compiled`` is ``jepa_torch.methods.step.compile_model``
 (inductor), checked against eager (max |difference| <= 1e-5) before it is timed. On CUDA the peak
-memory of each mode and the model FLOP utilisation against the card's nominal dense bf16 peak are
-printed too.
+memory of each mode (the highest over its timed steps, each measured from a reset) and the model FLOP
+utilisation against the card's nominal dense bf16 peak are printed too.
 """
 
 from __future__ import annotations
@@ -124,20 +129,29 @@ def matmul_ceiling(device: torch.device, n: int, dtype: torch.dtype, repeats: in
 
 
 class Ceiling:
-    """The matmul ceiling, sampled repeatedly through the run; ``best`` is the highest sample."""
+    """The matmul ceiling, sampled repeatedly through the run; ``best`` is the highest sample. With
+    ``cpu_bf16`` the CPU's bf16 ceiling is sampled beside fp32's (``best_bf16``)."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, cpu_bf16: bool = False) -> None:
         self.device = device
         self.dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.n = 8192 if device.type == "cuda" else 2048
         self.samples: list[float] = []
+        self.cpu_bf16 = cpu_bf16 and device.type == "cpu"
+        self.bf16_samples: list[float] = []
 
     def sample(self, repeats: int = 3) -> None:
         self.samples.append(matmul_ceiling(self.device, self.n, self.dtype, repeats))
+        if self.cpu_bf16:
+            self.bf16_samples.append(matmul_ceiling(self.device, self.n, torch.bfloat16, repeats))
 
     @property
     def best(self) -> float:
         return max(self.samples)
+
+    @property
+    def best_bf16(self) -> float:
+        return max(self.bf16_samples) if self.bf16_samples else self.best
 
 
 def _load() -> str:
@@ -247,10 +261,10 @@ def draw_masks(cfg: BenchConfig, batch: int, draws: int, seed: int, device: torc
 class OurStep:
     """``jepa_torch``'s step as the training loop runs it: schedules, ``train_step``, the loss read back."""
 
-    def __init__(self, model: JEPA, images: Tensor, draws: list[Masks]) -> None:
+    def __init__(self, model: JEPA, images: Tensor, draws: list[Masks], precision: str = "auto") -> None:
         self.model = model
         self.optimizer = make_optimizer([model.encoder, model.predictor], lr=LR, weight_decay=WD)
-        self.config = StepConfig()
+        self.config = StepConfig(precision=precision)  # type: ignore[arg-type]
         self.images, self.draws, self.draw = images, draws, 0
 
     def __call__(self) -> float:
@@ -315,9 +329,11 @@ def count_flops(step: Step) -> float:
 
 
 def time_rounds(steps: dict[str, Step], device: torch.device, warmup: int, rounds: int, per_round: int,
-                ceiling: Ceiling) -> dict[str, list[list[float]]]:
+                ceiling: Ceiling, peaks: dict[str, float] | None = None) -> dict[str, list[list[float]]]:
     """Seconds per step, ``times[mode][round]``; the order of the modes is reversed every other round, and
-    round ``r`` runs every mode on its batch ``r mod draws``."""
+    round ``r`` runs every mode on its batch ``r mod draws``. On CUDA ``peaks[mode]`` gets the highest
+    peak memory (GiB) of its timed steps, each measured from a reset."""
+    peaks = {} if peaks is None else peaks
     for step in steps.values():
         step.draw = 0
         for _ in range(warmup):
@@ -331,10 +347,14 @@ def time_rounds(steps: dict[str, Step], device: torch.device, warmup: int, round
             step.draw = r % len(step.draws)
             ts = []
             for _ in range(per_round):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
                 t0 = time.perf_counter()
                 step()
                 _sync(device)
                 ts.append(time.perf_counter() - t0)
+                if device.type == "cuda":
+                    peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
             times[name].append(ts)
         ceiling.sample(repeats=1)
     return times
@@ -369,7 +389,11 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, ceiling: Ceiling, *
         if mode == "whole":  # the same draws' blocks, every context kept whole
             steps[mode] = OurStep(model, images, draw_masks(cfg, batch, mask_draws, seed, device, "none"))
             continue
-        steps[mode] = OurStep(model, images, masks)
+        steps[mode] = OurStep(model, images, masks, "bf16" if mode == "bf16" else "auto")
+        if mode == "recompute":  # activation checkpointing, as run.activation_checkpointing sets it
+            for module in (*model.encoder.modules(), *model.predictor.modules()):
+                if hasattr(module, "recompute"):
+                    setattr(module, "recompute", True)
         if mode == "compiled":
             t0 = time.perf_counter()
             compile_model(model)
@@ -385,14 +409,16 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, ceiling: Ceiling, *
         flops["compiled"] = flops["eager"] if "eager" in flops else count_flops(OurStep(base, images, masks))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = time_rounds(steps, device, warmup, rounds, per_round, ceiling)
+    peaks: dict[str, float] = {}
+    times = time_rounds(steps, device, warmup, rounds, per_round, ceiling, peaks)
     rows = []
     for mode, per_round in times.items():
         flat = [t for ts in per_round for t in ts]
         median = statistics.median(flat)
         row: dict[str, Any] = {
             "config": name, **asdict(cfg), "batch": batch, "device": str(device), "mode": mode,
-            "precision": "bf16" if device.type == "cuda" else "fp32", "threads": torch.get_num_threads(),
+            "precision": "bf16" if device.type == "cuda" or mode == "bf16" else "fp32",
+            "threads": torch.get_num_threads(),
             "context_tokens": [int(m[0][0].shape[1]) if len(m) == 2 else float(m[2][0].float().mean())
                                for m in steps[mode].draws],
             "target_tokens": [int(m[1][0].shape[1]) for m in masks],
@@ -401,6 +427,8 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, ceiling: Ceiling, *
             "images_per_s": batch / median, "gflop_per_step": flops[mode] / 1e9,
             "achieved_gflops": flops[mode] / median / 1e9, **extra.get(mode, {}),
         }
+        if mode in peaks:
+            row["peak_memory_gib"] = peaks[mode]
         if "official" in times and mode != "official":
             ratios = [statistics.median(o) / statistics.median(t) for o, t in zip(times["official"], per_round)]
             row["speedup_vs_official"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
@@ -413,10 +441,11 @@ def bench(name: str, cfg: BenchConfig, device: torch.device, ceiling: Ceiling, *
     return rows
 
 
-def _print(rows: Sequence[dict[str, Any]], device: torch.device, best: float) -> None:
+def _print(rows: Sequence[dict[str, Any]], device: torch.device, best: float, best_bf16: float | None = None) -> None:
     for row in rows:
-        row["ceiling_gflops"] = best / 1e9
-        row["fraction_of_ceiling"] = row["achieved_gflops"] / (best / 1e9)
+        own = best_bf16 if device.type == "cpu" and row["precision"] == "bf16" and best_bf16 else best
+        row["ceiling_gflops"] = own / 1e9
+        row["fraction_of_ceiling"] = row["achieved_gflops"] / (own / 1e9)
         if device.type == "cuda":
             gpu = torch.cuda.get_device_name(device)
             peak = next((v for k, v in NOMINAL_BF16_TFLOPS.items() if k in gpu), None)
@@ -432,12 +461,14 @@ def _print(rows: Sequence[dict[str, Any]], device: torch.device, best: float) ->
                 f"batch {row['batch']} pred {row['pred_depth']}x{row['pred_width']}: {row['median_ms']:.1f} ms/step "
                 f"({row['min_ms']:.1f}-{row['max_ms']:.1f}), {row['images_per_s']:.1f} img/s, "
                 f"{row['gflop_per_step']:.1f} GFLOP/step, {row['achieved_gflops']:.1f} GFLOP/s = "
-                f"{100 * row['fraction_of_ceiling']:.0f}% of ceiling")
+                f"{100 * row['fraction_of_ceiling']:.0f}% of the {row['precision']} ceiling")
         if "speedup_vs_official" in row:
             s = row["speedup_vs_official"]
             line += f"; vs official {s['median']:.2f}x (rounds {s['min']:.2f}-{s['max']:.2f})"
         if "compile_s" in row:
             line += f"; compile {row['compile_s']:.0f} s, max |diff| vs eager {row['max_abs_diff_vs_eager']:.1e}"
+        if "peak_memory_gib" in row:
+            line += f"; peak memory {row['peak_memory_gib']:.1f} GiB"
         if "mfu" in row:
             line += f"; MFU {100 * row['mfu']:.1f}% of {row['nominal_peak_tflops']} TFLOP/s"
         print(line, flush=True)
@@ -457,14 +488,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-round", type=int, default=2, help="timed steps of each mode per round")
     parser.add_argument("--mask-draws", type=int, default=4, help="mask batches cycled through the rounds")
     parser.add_argument("--modes", default="eager",
-                        help="ours, comma-separated: eager, compiled, whole (eager on whole contexts, context_trim none)")
+                        help="ours, comma-separated: eager, compiled, whole (eager on whole contexts, context_trim "
+                             "none), bf16 (CPU: eager under bf16 autocast), recompute (eager, activation checkpointing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
 
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not args.modes or any(m not in ("eager", "compiled", "whole") for m in args.modes):
-        parser.error(f"--modes {','.join(args.modes)!r}: use eager, compiled and/or whole, comma-separated")
+    if not args.modes or any(m not in ("eager", "compiled", "whole", "bf16", "recompute") for m in args.modes):
+        parser.error(f"--modes {','.join(args.modes)!r}: use eager, compiled, whole, bf16 and/or recompute, "
+                     "comma-separated")
+    if "bf16" in args.modes and args.device.startswith("cuda"):
+        parser.error("--modes bf16: on CUDA every mode already runs under bf16 autocast; leave bf16 out")
     for name in ("rounds", "per_round", "mask_draws", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
@@ -475,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     official = import_official(args.official) if args.official is not None else None
     names = ["tiny", "small"] if args.config == "cpu" else [args.config]
-    ceiling = Ceiling(device)
+    ceiling = Ceiling(device, cpu_bf16="bf16" in args.modes)
     ceiling.sample(repeats=5)
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     print(f"device {device} ({what}), torch {torch.__version__}, load average {_load()} at start"
@@ -489,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     best = ceiling.best
     print(f"matmul ceiling ({str(ceiling.dtype).removeprefix('torch.')}, {ceiling.n}^3): {best / 1e9:.1f} GFLOP/s "
           f"(best of {len(ceiling.samples)} samples through the run; worst {min(ceiling.samples) / 1e9:.1f})")
-    _print(rows, device, best)
+    if ceiling.bf16_samples:
+        print(f"matmul ceiling (bfloat16, {ceiling.n}^3): {ceiling.best_bf16 / 1e9:.1f} GFLOP/s (best of "
+              f"{len(ceiling.bf16_samples)} samples; worst {min(ceiling.bf16_samples) / 1e9:.1f})")
+    _print(rows, device, best, ceiling.best_bf16 if ceiling.bf16_samples else None)
     print(f"load average {_load()} at end")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from jepa_torch.cli import main
@@ -16,6 +17,7 @@ from jepa_torch.config.yaml_io import load_config, save_config
 from jepa_torch.data import build_dataset
 from jepa_torch.evaluation import EvaluationError
 from jepa_torch.evaluation.features import run_splits
+from jepa_torch.methods.step import precision_note
 from jepa_torch.training.loop import train
 
 from .test_train import tiny_config
@@ -72,7 +74,9 @@ def test_the_run_starts_with_one_header_line_and_says_when_it_resumes(
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress"]) == 0
     first = capsys.readouterr().err.splitlines()[0]
     assert first == (f"jepa-torch: ijepa on image_folder {data}: 16 training and 4 held-out images; 2 steps of 8; "
-                     f"cpu, fp32; writing to {tmp_path / 'run'}")
+                     f"cpu, {precision_note(torch.device('cpu'))}; writing to {tmp_path / 'run'}")
+    assert precision_note(torch.device("cpu")) in ("fp32 (bf16 units: AMX)", "fp32 (bf16 units: AVX512-BF16)",
+                                                   "fp32 (bf16 units: none)")
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--no-progress", "--max-steps", "3"]) == 0
     first = capsys.readouterr().err.splitlines()[0]
     assert first.endswith(f"; resuming from step 2 ({tmp_path / 'run' / 'checkpoints' / 'step_00000002.pt'})")

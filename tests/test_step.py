@@ -14,6 +14,7 @@ from jepa_torch.objectives.loss import grouped_prediction_loss
 from jepa_torch.conformance.protocol_adapters import (BlockPredictor, ContextView, MaskedContextEncoder,
                                                       NormalisedTargetEncoder, smooth_l1_loss)
 from jepa_torch.models import JEPA, group_by_length
+from jepa_torch.methods import step as step_module
 from jepa_torch.methods.step import StepConfig, train_step
 
 
@@ -110,6 +111,22 @@ def test_bf16_autocast_runs_on_cpu_when_asked() -> None:
     out = train_step(model, opt, x, context_masks, target_masks, momentum=0.996, config=StepConfig(precision="bf16"))
     assert torch.isfinite(out.loss)
     assert all(p.dtype == torch.float32 for p in model.parameters()), "autocast must not change parameter dtypes"
+
+
+@pytest.mark.parametrize(("amx", "avx512_bf16", "mkldnn", "units"), [
+    (True, True, True, "AMX"), (False, True, True, "AVX512-BF16"), (False, False, True, None),
+    (True, True, False, None)])
+def test_the_cpu_bf16_units_are_read_from_torch_and_said_in_the_header(
+        amx: bool, avx512_bf16: bool, mkldnn: bool, units: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: mkldnn)
+    assert step_module.cpu_bf16_units() == units
+    cpu = torch.device("cpu")
+    assert step_module.resolved_precision(cpu, "auto") == "fp32"  # auto stays fp32 on every CPU
+    assert step_module.precision_note(cpu, "auto") == f"fp32 (bf16 units: {units or 'none'})"
+    assert step_module.precision_note(cpu, "bf16") == f"bf16 (bf16 units: {units or 'none'})"
+    assert step_module.precision_note(torch.device("cuda"), "auto") == "bf16"
 
 
 def test_sequence_model_trains_with_the_same_step() -> None:

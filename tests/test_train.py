@@ -47,11 +47,19 @@ def test_run_writes_config_log_checkpoints_and_curves(tmp_path: Path) -> None:
     assert [s for s, _ in _logged(out)] == list(range(1, 11))
 
 
-def test_resume_reproduces_the_uninterrupted_losses_bit_for_bit(tmp_path: Path) -> None:
-    whole = train(tiny_config(tmp_path / "whole", max_steps=9), progress=False).losses
-    first = train(tiny_config(tmp_path / "split", max_steps=4), progress=False)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_reproduces_the_uninterrupted_losses_bit_for_bit(tmp_path: Path, precision: str) -> None:
+    """In fp32 and under CPU bf16 autocast (fp32 master weights and AdamW state in the checkpoint)."""
+    def config(out: Path, steps: int) -> TrainConfig:
+        cfg = tiny_config(out, max_steps=steps)
+        return replace(cfg, run=replace(cfg.run, precision=precision))  # type: ignore[arg-type]
+
+    whole = train(config(tmp_path / "whole", 9), progress=False).losses
+    if precision == "bf16":  # bf16 really ran: other losses than fp32's
+        assert whole != train(tiny_config(tmp_path / "fp32", max_steps=9), progress=False).losses
+    first = train(config(tmp_path / "split", 4), progress=False)
     assert first.steps == 4
-    second = train(tiny_config(tmp_path / "split", max_steps=9), progress=False)
+    second = train(config(tmp_path / "split", 9), progress=False)
     assert second.resumed_from == 4
     assert first.losses + second.losses == whole  # exact float equality, step by step
     assert _logged(tmp_path / "split") == whole  # the CSV has no duplicated or missing rows

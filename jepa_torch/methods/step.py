@@ -131,7 +131,8 @@ def cpu_bf16_units() -> str | None:
 
 
 def precision_note(device: torch.device, precision: Precision = "auto") -> str:
-    """How a run's header says its precision: ``bf16`` or ``fp32``, and on the CPU the bf16 units found."""
+    """How a run's header says its precision: ``bf16`` or ``fp32``, and on the CPU the bf16 units found
+    (``fp32 (bf16 units: AMX)``: ``run.precision=bf16`` would use them; ``bf16 (bf16 units: none)``: emulated)."""
     chosen = resolved_precision(device, precision)
     if device.type != "cpu":
         return chosen
@@ -140,7 +141,13 @@ def precision_note(device: torch.device, precision: Precision = "auto") -> str:
 
 
 def resolved_precision(device: torch.device, precision: Precision = "auto") -> Literal["fp32", "bf16"]:
-    """What ``precision`` means on ``device``: ``auto`` is bf16 on CUDA and fp32 elsewhere."""
+    """What ``precision`` means on ``device``: ``auto`` is bf16 on CUDA and fp32 elsewhere.
+
+    On the CPU ``auto`` stays fp32 even where the CPU has bf16 units: on the shipped recipes' small
+    steps bf16 autocast is slower there (its casts and fp32 norms outweigh the faster matmuls; measured
+    by ``benchmarks/bench_precision.py``, docs/performance.md), and faster only from ViT-S-sized steps
+    up. ``run.precision: bf16`` asks for it.
+    """
     if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return precision

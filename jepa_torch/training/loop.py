@@ -60,7 +60,7 @@ from jepa_torch.training.resume import (
     save_training_checkpoint,
     set_rng_state,
 )
-from jepa_torch.methods.step import resolved_precision
+from jepa_torch.methods.step import precision_note
 
 __all__ = ["Plan", "TrainingDiverged", "TrainingSummary", "build_model", "make_plan", "train"]
 
@@ -179,7 +179,7 @@ def _header(cfg: TrainConfig, train_size: int, holdout_size: int, plan: Plan, en
     d = cfg.data
     what = d.dataset if d.path is None else f"{d.dataset} {d.path}"
     unit = "sequences" if d.dataset == "sequence" else "videos" if cfg.is_video else "images"
-    precision = resolved_precision(env.device, cfg.run.precision)
+    precision = precision_note(env.device, cfg.run.precision)
     where = f"{env.device.type} x {env.world_size} processes" if env.world_size > 1 else str(env.device)
     line = (f"{cfg.method.name} on {what}: {train_size} training and {holdout_size} held-out {unit}; "
             f"{plan.run_steps} steps of {plan.global_batch}; {where}, {precision}; writing to {cfg.run.out_dir}")
