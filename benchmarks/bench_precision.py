@@ -2,6 +2,8 @@
 
     python benchmarks/bench_precision.py                                   # the digits recipes and the video demo's
     python benchmarks/bench_precision.py --configs configs/digits_lejepa.yaml --rounds 12
+    python benchmarks/bench_precision.py --device cuda --configs configs/digits_lejepa.yaml \
+        --set model.preset=vit_base --set model.patch_size=16 --set data.img_size=224   # a LeJEPA ViT-B/16 step
 
 Each recipe is built as ``jepa-torch train`` builds it (its method, networks, optimiser, schedules and
 the stepper that draws masks or views from ``(seed, step)``), twice from the same initial weights: one
@@ -14,7 +16,9 @@ achieved GFLOP/s as a share of its own dtype's ceiling. One step of each from th
 same batch is compared first (loss and weights after it), to show what bf16 changes.
 
 The CPU's bf16 units (``jepa_torch.methods.step.cpu_bf16_units``: AMX, AVX512-BF16 or none) are printed
-with the machine; without them bf16 is emulated and slower.
+with the machine; without them bf16 is emulated and slower. ``--device cuda`` times the same two
+precisions on a GPU (bf16 is what ``auto`` runs there), with each one's peak memory; ``--set`` overrides
+apply to every recipe.
 """
 
 from __future__ import annotations
@@ -50,16 +54,17 @@ DEFAULT_CONFIGS = ("configs/digits_ijepa.yaml", "configs/digits_lejepa.yaml", "c
 class RecipeStep:
     """One recipe's training step at one precision, on a fixed list of batches."""
 
-    def __init__(self, cfg: TrainConfig, batches: list[torch.Tensor], model: torch.nn.Module, steps_total: int) -> None:
+    def __init__(self, cfg: TrainConfig, batches: list[torch.Tensor], model: torch.nn.Module, steps_total: int,
+                 device: torch.device = torch.device("cpu")) -> None:
         method = get_method(cfg.method.name)
-        self.model = model
+        self.model = model.to(device)
         networks = method.networks(model)
         self.optimizer = make_optimizer([networks[name] for name in method.trained], lr=cfg.optimization.lr,
                                         weight_decay=cfg.optimization.weight_decay)
         plan = make_plan(cfg, steps_total, 1)
-        self.stepper = method.stepper(model, RunInfo(cfg, plan, torch.device("cpu"), 0, 1))
+        self.stepper = method.stepper(model, RunInfo(cfg, plan, device, 0, 1))
         self.lr, self.wd = cfg.optimization.lr, cfg.optimization.weight_decay
-        self.batches, self.index, self.step_no = batches, 0, 0
+        self.batches, self.index, self.step_no = [b.to(device) for b in batches], 0, 0
 
     def __call__(self) -> float:
         apply_schedules(self.optimizer, self.lr, self.wd)
@@ -80,13 +85,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _ceiling(dtype: torch.dtype, n: int = 2048) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ceiling(dtype: torch.dtype, device: torch.device) -> float:
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.mm(a, b)
+    _sync(device)
     best = float("inf")
     for _ in range(2):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        _sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n**3 / best
 
@@ -100,8 +113,9 @@ def _flops(step: RecipeStep) -> float:
 
 
 def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
-          ceilings: dict[str, list[float]]) -> dict[str, Any]:
-    base = load_config(path, ["run.device=cpu", "run.compile=false"])
+          ceilings: dict[str, list[float]], device: torch.device = torch.device("cpu"),
+          overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    base = load_config(path, [f"run.device={device.type}", "run.compile=false", *overrides])
     method = get_method(base.method.name)
     dataset = build_dataset(base, augment=method.augment)
     order = EpochBatches(len(dataset), base.data.batch_size, base.run.seed).indices(0, 0, 0, 1)[:n_batches]
@@ -109,7 +123,7 @@ def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
     torch.manual_seed(base.run.seed)
     model, _ = build_model(base, input_spec(dataset))
     steps = {p: RecipeStep(replace(base, run=replace(base.run, precision=p)), batches, copy.deepcopy(model),
-                           len(dataset)) for p in ("fp32", "bf16")}
+                           len(dataset), device) for p in ("fp32", "bf16")}
     first = {p: copy.deepcopy(s) for p, s in steps.items()}
     losses = {p: s() for p, s in first.items()}
     with torch.no_grad():
@@ -120,6 +134,7 @@ def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
         for _ in range(warmup):
             s()
     times: dict[str, list[float]] = {p: [] for p in steps}
+    peaks: dict[str, float] = {}
     ratios = []
     names = list(steps)
     for r in range(rounds):
@@ -127,20 +142,27 @@ def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
         for p in names if r % 2 == 0 else names[::-1]:
             ts = []
             for _ in range(per_round):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
                 t0 = time.perf_counter()
                 steps[p]()
+                _sync(device)
                 ts.append(time.perf_counter() - t0)
+                if device.type == "cuda":
+                    peaks[p] = max(peaks.get(p, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
             medians[p] = statistics.median(ts)
             times[p] += ts
         ratios.append(medians["fp32"] / medians["bf16"])
-        ceilings["fp32"].append(_ceiling(torch.float32))
-        ceilings["bf16"].append(_ceiling(torch.bfloat16))
+        ceilings["fp32"].append(_ceiling(torch.float32, device))
+        ceilings["bf16"].append(_ceiling(torch.bfloat16, device))
     row: dict[str, Any] = {"config": path, "method": base.method.name, "batch": base.data.batch_size,
                            "first_loss": losses, "weights_max_diff_after_one_step": drift}
     for p, ts in times.items():
         median = statistics.median(ts)
         row[p] = {"median_ms": 1e3 * median, "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts),
                   "gflop_per_step": flops[p] / 1e9, "achieved_gflops": flops[p] / median / 1e9}
+        if p in peaks:
+            row[p]["peak_memory_gib"] = peaks[p]
     row["speedup_bf16"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     return row
 
@@ -148,6 +170,9 @@ def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value of every recipe (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--per-round", type=int, default=2)
@@ -158,25 +183,34 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("threads", "rounds", "per_round", "batches"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible; use --device cpu")
     torch.set_num_threads(args.threads)
     units = cpu_bf16_units()
-    print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads, "
-          f"bf16 units: {units or 'none'}")
+    if device.type == "cuda":
+        print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    else:
+        print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads, bf16 units: {units or 'none'}")
     ceilings: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    rows = [bench(c, args.rounds, args.per_round, args.warmup, args.batches, ceilings) for c in args.configs]
+    rows = [bench(c, args.rounds, args.per_round, args.warmup, args.batches, ceilings, device, tuple(args.overrides))
+            for c in args.configs]
     best = {p: max(v) / 1e9 for p, v in ceilings.items()}
-    print(f"matmul ceiling (2048^3, best sample): fp32 {best['fp32']:.0f} GFLOP/s, bf16 {best['bf16']:.0f} GFLOP/s")
+    side = 8192 if device.type == "cuda" else 2048
+    print(f"matmul ceiling ({side}^3, best sample): fp32 {best['fp32']:.0f} GFLOP/s, bf16 {best['bf16']:.0f} GFLOP/s")
     for row in rows:
         s = row["speedup_bf16"]
         parts = [f"{p} {row[p]['median_ms']:.1f} ms ({row[p]['min_ms']:.1f}-{row[p]['max_ms']:.1f}), "
                  f"{row[p]['achieved_gflops']:.0f} GFLOP/s = {100 * row[p]['achieved_gflops'] / best[p]:.0f}% of "
-                 f"the {p} ceiling" for p in ("fp32", "bf16")]
+                 f"the {p} ceiling" + (f", peak {row[p]['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in row[p]
+                                       else "") for p in ("fp32", "bf16")]
         print(f"{row['config']} ({row['method']}, batch {row['batch']}, {row['fp32']['gflop_per_step']:.1f} GFLOP): "
               f"{'; '.join(parts)}; bf16 speed-up {s['median']:.2f}x (rounds {s['min']:.2f}-{s['max']:.2f}); "
               f"first step loss fp32 {row['first_loss']['fp32']:.5f} bf16 {row['first_loss']['bf16']:.5f}, "
               f"weights differ by {row['weights_max_diff_after_one_step']:.1e}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"bf16_units": units, "ceilings_gflops": best, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"device": str(device), "bf16_units": units, "ceilings_gflops": best,
+                                         "rows": rows}, indent=1))
     return 0
 
 

@@ -3,6 +3,7 @@
     python benchmarks/bench_video_step.py --official ~/src/vjepa2                 # the demo's size and a small one
     python benchmarks/bench_video_step.py --official ~/src/vjepa2 --configs small --rounds 12
     python benchmarks/bench_video_step.py                                        # ours alone
+    python benchmarks/bench_video_step.py --official ~/src/vjepa2 --configs base --device cuda   # bf16, as trained
 
 ``--official PATH`` names a checkout of facebookresearch/vjepa2; nothing of it is copied here. Its
 ``src.models`` classes build the encoder and predictor as its ``app.vjepa.utils.init_video_model`` does
@@ -23,16 +24,18 @@ Same work on both sides:
   and 2 of 0.7 through the clip) drawn by our ``jepa_core.video_masks`` sampler, ``--mask-draws``
   batches of them; round ``r`` feeds draw ``r mod draws`` to both steps;
 - **optimiser**: AdamW at a constant learning rate and weight decay (the official ``init_opt``'s groups
-  on its side, ``make_optimizer`` on ours), EMA momentum 0.998, fp32, ``--threads`` intra-op threads.
+  on its side, ``make_optimizer`` on ours), EMA momentum 0.998; on the CPU fp32 at ``--threads`` intra-op
+  threads, on CUDA bf16 autocast on both sides (the official one with its ``GradScaler``, as its trainer
+  runs ``mixed_precision``; ours without, bf16 needs none).
 
 Before timing, one step of each from the same state on the same batch must give the same loss (within
-1e-5 relative) and encoder weights within 10 x the learning rate afterwards; otherwise nothing is timed.
+1e-5 relative in fp32, 2e-2 in bf16) and encoder weights within 10 x the learning rate afterwards; otherwise nothing is timed.
 The official predictor picks its mask token by clip-length index (one token for every configuration
 here), ours by configuration: with zero-initialised tokens the first step is the same computation.
 
 Rounds alternate (official, ours; reversed every other round); the per-round ratio official / ours is
-printed as its median and range, beside the fp32 matmul ceiling sampled between rounds and each
-step's achieved GFLOP/s.
+printed as its median and range, beside the matmul ceiling sampled between rounds (fp32 on the CPU,
+bf16 on CUDA) and each step's achieved GFLOP/s; on CUDA also each side's peak memory.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from jepa_torch.io.checkpoint import load_strict  # noqa: E402
 from jepa_torch.methods.vjepa import VideoMasks, video_loss, video_masks_for_step  # noqa: E402
 from jepa_torch.models.ema import update_target_encoder_  # noqa: E402
 from jepa_torch.models.vjepa import VJEPA, build_vjepa  # noqa: E402
-from jepa_torch.methods.step import clip_and_step  # noqa: E402
+from jepa_torch.methods.step import autocast_for, clip_and_step  # noqa: E402
 from jepa_torch.training.optim import apply_schedules, make_optimizer  # noqa: E402
 from jepa_core.model_config import JEPAConfig  # noqa: E402
 
@@ -89,6 +92,7 @@ class VideoBench:
 CONFIGS = {
     "demo": VideoBench("vit_tiny", 48, 6, 8, 2, 32, 6, 4, 96),  # configs/moving_digits_vjepa.yaml
     "small": VideoBench("vit_small", 64, 8, 16, 2, 8, 12, 6, 192),
+    "base": VideoBench("vit_base", 224, 16, 16, 2, 16, 12, 12, 384),  # CUDA: V-JEPA 2's predictor, 16 x 224 px
 }
 
 
@@ -152,15 +156,17 @@ Draw = VideoMasks
 class OfficialVideoStep:
     """The official ``train_step`` closure's sequence of calls, on the official modules and helpers."""
 
-    def __init__(self, official: dict[str, Any], encoder: nn.Module, predictor: nn.Module, draws: list[Draw]) -> None:
+    def __init__(self, official: dict[str, Any], encoder: nn.Module, predictor: nn.Module, draws: list[Draw],
+                 device: torch.device = torch.device("cpu")) -> None:
         self.apply_masks = official["apply_masks"]
+        self.bf16 = device.type == "cuda"
         self.encoder, self.predictor = encoder, predictor
         self.target_encoder = copy.deepcopy(encoder)
         for p in self.target_encoder.parameters():
             p.requires_grad = False
         self.optimizer, self.scaler, self.scheduler, self.wd_scheduler = official["init_opt"](
             False, encoder, predictor, iterations_per_epoch=10**6, start_lr=LR, ref_lr=LR, warmup=0, num_epochs=1,
-            wd=WD, final_wd=WD, final_lr=LR, mixed_precision=False, ipe_scale=1.0)
+            wd=WD, final_wd=WD, final_lr=LR, mixed_precision=self.bf16, ipe_scale=1.0)
         self.draws, self.draw = draws, 0
 
     def __call__(self) -> float:
@@ -173,19 +179,26 @@ class OfficialVideoStep:
         clips, masks_enc, masks_pred = [d.clips], [list(d.contexts)], [list(d.targets)]
         self.scheduler.step()
         self.wd_scheduler.step()
-        with torch.no_grad():
-            h = self.target_encoder(clips)
-            h = [F.layer_norm(hi, (hi.size(-1),)) for hi in h]
-        z = self.predictor(self.encoder(clips, masks_enc), masks_enc, masks_pred)
-        h = [self.apply_masks(hi, mi, concat=False) for hi, mi in zip(h, masks_pred)]
-        loss, n = 0.0, 0
-        for zi, hi in zip(z, h):
-            for zij, hij in zip(zi, hi):
-                loss += torch.mean(torch.abs(zij - hij) ** 1.0) / 1.0
-                n += 1
-        loss /= n
-        loss.backward()  # type: ignore[union-attr]
-        self.optimizer.step()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.no_grad():
+                h = self.target_encoder(clips)
+                h = [F.layer_norm(hi, (hi.size(-1),)) for hi in h]
+            z = self.predictor(self.encoder(clips, masks_enc), masks_enc, masks_pred)
+            h = [self.apply_masks(hi, mi, concat=False) for hi, mi in zip(h, masks_pred)]
+            loss, n = 0.0, 0
+            for zi, hi in zip(z, h):
+                for zij, hij in zip(zi, hi):
+                    loss += torch.mean(torch.abs(zij - hij) ** 1.0) / 1.0
+                    n += 1
+            loss /= n
+        if self.bf16:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()  # type: ignore[union-attr]
+            self.optimizer.step()
         self.optimizer.zero_grad()
         with torch.no_grad():
             params_k = list(self.target_encoder.parameters())
@@ -210,12 +223,18 @@ class OurVideoStep:
         apply_schedules(self.optimizer, LR, WD)
         d = self.draws[self.draw]
         self.optimizer.zero_grad(set_to_none=True)
-        predictions, targets = self.model(d.clips, d.contexts, d.targets, d.context_valid, d.target_valid)
+        with autocast_for(d.clips.device, "auto"):  # bf16 on CUDA, fp32 on the CPU
+            predictions, targets = self.model(d.clips, d.contexts, d.targets, d.context_valid, d.target_valid)
         loss = video_loss(predictions, targets, d.target_valid, "l1")
         loss.backward()  # type: ignore[no-untyped-call]
         clip_and_step(self.optimizer, None)
         update_target_encoder_(self.model.target_encoder, self.model.encoder, MOMENTUM)
         return float(loss)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def check_same_step(official: OfficialVideoStep, ours: OurVideoStep) -> dict[str, float]:
@@ -227,30 +246,32 @@ def check_same_step(official: OfficialVideoStep, ours: OurVideoStep) -> dict[str
                       zip(a.encoder.backbone.parameters(), b.model.encoder.parameters()))
     out = {"official_loss": loss_a, "our_loss": loss_b, "loss_rel_diff": abs(loss_a - loss_b) / abs(loss_a),
            "encoder_weights_max_diff": weights}
-    if not (out["loss_rel_diff"] <= 1e-5 and weights <= 10 * LR):
+    tol = 2e-2 if official.bf16 else 1e-5  # bf16 rounds differently in the two implementations
+    if not (out["loss_rel_diff"] <= tol and weights <= 10 * LR):
         raise SystemExit(f"the two steps disagree on the same batch ({out}); not timing them")
     return out
 
 
 def bench(name: str, cfg: VideoBench, official: dict[str, Any] | None, rounds: int, per_round: int, warmup: int,
-          mask_draws: int, ceiling: list[float], seed: int = 0) -> list[dict[str, Any]]:
+          mask_draws: int, ceiling: list[float], seed: int = 0,
+          device: torch.device = torch.device("cpu")) -> list[dict[str, Any]]:
     torch.manual_seed(seed)
     run = _train_config(cfg)
-    clips = torch.randn(cfg.batch, 3, cfg.frames, cfg.img_size, cfg.img_size)
+    clips = torch.randn(cfg.batch, 3, cfg.frames, cfg.img_size, cfg.img_size, device=device)
     draws = [video_masks_for_step(run, clips, d, cfg.batch, 0) for d in range(mask_draws)]
     if any(v is not None for d in draws for v in (*d.context_valid, *d.target_valid)):
         raise SystemExit("the masks were drawn padded; the official step takes trimmed masks only")
     config = JEPAConfig.video(cfg.preset, img_size=cfg.img_size, patch_size=cfg.patch_size, num_frames=cfg.frames,
                               tubelet_size=cfg.tubelet, depth=cfg.depth, positions="rope", pred_depth=cfg.pred_depth,
                               pred_emb_dim=cfg.pred_width, num_mask_tokens=2)
-    model = build_vjepa(config)
+    model = build_vjepa(config).to(device)
     steps: dict[str, OfficialVideoStep | OurVideoStep] = {}
     if official is not None:
-        encoder, predictor = official_modules(official, cfg, config)
+        encoder, predictor = (m.to(device) for m in official_modules(official, cfg, config))
         load_strict(model.encoder, encoder.backbone.state_dict(), "official encoder")
         load_strict(model.predictor, predictor.backbone.state_dict(), "official predictor")
         model.target_encoder.load_state_dict(model.encoder.state_dict())
-        steps["official"] = OfficialVideoStep(official, encoder, predictor, draws)
+        steps["official"] = OfficialVideoStep(official, encoder, predictor, draws, device)
     steps["ours"] = OurVideoStep(model, draws)
     extra = {"agreement": check_same_step(steps["official"], steps["ours"])} if official is not None else {}  # type: ignore[arg-type]
     flops = {k: count_flops(s) for k, s in steps.items()}  # type: ignore[arg-type]
@@ -259,16 +280,25 @@ def bench(name: str, cfg: VideoBench, official: dict[str, Any] | None, rounds: i
             s()
     names = list(steps)
     times: dict[str, list[list[float]]] = {k: [] for k in names}
+    peaks: dict[str, float] = {}
     for r in range(rounds):
         for k in names if r % 2 == 0 else names[::-1]:
             steps[k].draw = r % mask_draws
             ts = []
             for _ in range(per_round):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
                 t0 = time.perf_counter()
                 steps[k]()
+                _sync(device)
                 ts.append(time.perf_counter() - t0)
+                if device.type == "cuda":
+                    peaks[k] = max(peaks.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
             times[k].append(ts)
-        ceiling.append(matmul_ceiling(torch.device("cpu"), 2048, torch.float32, 1))
+        if device.type == "cuda":
+            ceiling.append(matmul_ceiling(device, 8192, torch.bfloat16, 1))
+        else:
+            ceiling.append(matmul_ceiling(device, 2048, torch.float32, 1))
     rows = []
     for k, per in times.items():
         flat = [t for ts in per for t in ts]
@@ -276,8 +306,11 @@ def bench(name: str, cfg: VideoBench, official: dict[str, Any] | None, rounds: i
         row: dict[str, Any] = {"config": name, **cfg.__dict__, "mode": k, "median_ms": 1e3 * median,
                                "min_ms": 1e3 * min(flat), "max_ms": 1e3 * max(flat), "clips_per_s": cfg.batch / median,
                                "gflop_per_step": flops[k] / 1e9, "achieved_gflops": flops[k] / median / 1e9,
-                               "threads": torch.get_num_threads(),
+                               "threads": torch.get_num_threads(), "device": str(device),
+                               "precision": "bf16" if device.type == "cuda" else "fp32",
                                "context_tokens": [[int(m.shape[1]) for m in d.contexts] for d in draws]}
+        if k in peaks:
+            row["peak_memory_gib"] = peaks[k]
         if "official" in times and k != "official":
             ratios = [statistics.median(o) / statistics.median(t) for o, t in zip(times["official"], per)]
             row["speedup_vs_official"] = {"median": statistics.median(ratios), "min": min(ratios),
@@ -290,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", type=Path, help="a checkout of facebookresearch/vjepa2 to time beside ours")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per-round", type=int, default=2)
@@ -300,14 +334,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("threads", "rounds", "per_round", "mask_draws"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible; use --device cpu")
     torch.set_num_threads(args.threads)
     official = import_official(args.official) if args.official else None
-    print(f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads, fp32")
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {args.threads} threads"
+    print(f"{what}, torch {torch.__version__}, {'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
     ceiling: list[float] = []
     rows = [r for name in args.configs for r in bench(name, CONFIGS[name], official, args.rounds, args.per_round,
-                                                      args.warmup, args.mask_draws, ceiling)]
+                                                      args.warmup, args.mask_draws, ceiling, device=device)]
     best = max(ceiling) / 1e9
-    print(f"fp32 matmul ceiling (2048^3, best sample): {best:.0f} GFLOP/s")
+    kind = "bf16 8192^3" if device.type == "cuda" else "fp32 2048^3"
+    print(f"matmul ceiling ({kind}, best sample): {best:.0f} GFLOP/s")
     for row in rows:
         if "agreement" in row:
             a = row["agreement"]
@@ -321,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({row['min_ms']:.0f}-{row['max_ms']:.0f}), {row['clips_per_s']:.1f} clips/s, "
                 f"{row['gflop_per_step']:.1f} GFLOP/step, {row['achieved_gflops']:.0f} GFLOP/s = "
                 f"{100 * row['fraction_of_ceiling']:.0f}% of ceiling")
+        if "peak_memory_gib" in row:
+            line += f"; peak memory {row['peak_memory_gib']:.1f} GiB"
         if "speedup_vs_official" in row:
             s = row["speedup_vs_official"]
             line += f"; vs official {s['median']:.2f}x (rounds {s['min']:.2f}-{s['max']:.2f})"

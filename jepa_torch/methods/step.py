@@ -121,7 +121,7 @@ def cpu_bf16_units() -> str | None:
     """The bf16 matrix units of this CPU that torch's oneDNN kernels use: ``"AMX"`` (Intel AMX tiles),
     ``"AVX512-BF16"`` (AVX-512 bf16 dot products, also on AMD Zen 4 and later), or None (bf16 would be
     emulated, slower than fp32)."""
-    if not torch.backends.mkldnn.is_available():
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return None
     if _cpu_reports("_is_amx_tile_supported"):
         return "AMX"

@@ -42,7 +42,8 @@ depend on order; outputs agree to rounding); the attention dropout the official 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -54,7 +55,7 @@ from jepa_torch.models.positions import sincos_2d, sincos_3d
 from jepa_torch.models.vit import (LN_EPS, Attention, MaskArg, Mlp, _pair, apply_masks, as_mask_list,
                                    init_weights_, rescale_residual_, run_block)
 
-__all__ = ["PatchEmbed3D", "Positions", "RoPEAttention", "VideoBlock", "VideoPredictor", "VideoTransformer",
+__all__ = ["PatchEmbed3D", "Positions", "RoPEAttention", "RotaryAngles", "VideoBlock", "VideoPredictor", "VideoTransformer",
            "build_video_encoder", "build_video_predictor", "rope_rotate", "token_positions"]
 
 Positions = Literal["sincos", "rope", "sincos2d"]
@@ -70,6 +71,23 @@ def token_positions(ids: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
     return torch.stack([frame, row, rest - row * cols], dim=-1).float()
 
 
+def _cos_sin(pos: torch.Tensor, d: int, interleave: bool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos`` and ``sin`` ``(..., N, d)`` of the angles ``pos * omega`` of one group of ``d`` channels."""
+    omega = 1.0 / 10000.0 ** (torch.arange(d // 2, dtype=dtype, device=pos.device) / (d / 2.0))  # (d/2,)
+    freq = pos.to(dtype)[..., None] * omega  # (..., N, d/2)
+    if interleave:  # (..., d): omega_0, omega_0, omega_1, omega_1, ...
+        return freq.cos().repeat_interleave(2, dim=-1), freq.sin().repeat_interleave(2, dim=-1)
+    # (..., d): omega_0 .. omega_{d/2-1}, then the same again (the official tiling)
+    return torch.cat([freq.cos()] * 2, dim=-1), torch.cat([freq.sin()] * 2, dim=-1)
+
+
+def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x * cos + rot90(x) * sin``, each channel pair ``(2i, 2i+1)`` turned by its angle."""
+    pairs = x.reshape(*x.shape[:-1], x.size(-1) // 2, 2)  # (..., d/2, 2)
+    turned = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)  # (..., d)
+    return x * cos + turned * sin
+
+
 def rope_rotate(x: torch.Tensor, pos: torch.Tensor, interleave: bool = False) -> torch.Tensor:
     """Rotate channel pairs ``(2i, 2i+1)`` of ``x: (B, h, N, d)`` by angles ``pos * omega``.
 
@@ -79,18 +97,43 @@ def rope_rotate(x: torch.Tensor, pos: torch.Tensor, interleave: bool = False) ->
         interleave: False: the official tiling (pair ``i`` gets the frequencies of channels ``2i`` and
             ``2i + 1`` of ``[omega, omega]``); True: pair ``i`` gets ``omega_i`` on both channels.
     """
-    d = x.size(-1)
-    omega = 1.0 / 10000.0 ** (torch.arange(d // 2, dtype=x.dtype, device=x.device) / (d / 2.0))  # (d/2,)
-    freq = pos.to(x.dtype)[..., None] * omega  # (..., N, d/2)
+    cos, sin = _cos_sin(pos, x.size(-1), interleave, x.dtype)
     if pos.dim() == 2:
-        freq = freq[:, None]  # (B, 1, N, d/2): the same for every head
-    if interleave:  # (..., d): omega_0, omega_0, omega_1, omega_1, ...
-        sin, cos = freq.sin().repeat_interleave(2, dim=-1), freq.cos().repeat_interleave(2, dim=-1)
-    else:  # (..., d): omega_0 .. omega_{d/2-1}, then the same again (the official tiling)
-        sin, cos = torch.cat([freq.sin()] * 2, dim=-1), torch.cat([freq.cos()] * 2, dim=-1)
-    pairs = x.reshape(*x.shape[:-1], d // 2, 2)  # (..., d/2, 2)
-    turned = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)  # (..., d)
-    return x * cos + turned * sin
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, N, d): the same for every head
+    return _turn(x, cos, sin)
+
+
+@dataclass(frozen=True)
+class RotaryAngles:
+    """The rotations of 3-D RoPE for one forward: ``cos`` and ``sin`` ``(1 or B, 1, N, head_dim)`` over a head's
+    channels (three groups turned by frame, row and column; ones and zeros on the channels left as they
+    are), computed once in float32 and shared by every block's queries and keys.
+
+    Turning a head with them is :func:`rope_rotate` of each group, channel for channel: the same products
+    and sums, so the same numbers in float32.
+    """
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    @classmethod
+    def of(cls, pos: torch.Tensor, head_dim: int, interleave: bool = False) -> RotaryAngles:
+        """The angles of positions ``pos`` ``(N, 3)`` or ``(B, N, 3)`` (frame, row, col) for heads of ``head_dim``."""
+        r = 2 * ((head_dim // 3) // 2)
+        cos, sin = zip(*(_cos_sin(pos[..., axis], r, interleave, torch.float32) for axis in range(3)))
+        rest = head_dim - 3 * r
+        ones = pos.new_ones((*pos.shape[:-1], rest), dtype=torch.float32)
+        c, s = torch.cat([*cos, ones], dim=-1), torch.cat([*sin, torch.zeros_like(ones)], dim=-1)  # (..., N, hd)
+        if pos.dim() == 2:
+            return cls(c[None, None], s[None, None])
+        return cls(c[:, None], s[:, None])
+
+    def turn(self, x: torch.Tensor, queries_from: int | None = None) -> torch.Tensor:
+        """``x`` ``(B, h, N', d)`` turned by the angles of its tokens (the last ``N'`` with ``queries_from``)."""
+        cos, sin = self.cos, self.sin
+        if queries_from is not None:
+            cos, sin = cos[..., queries_from:, :], sin[..., queries_from:, :]
+        return _turn(x, cos.to(x.dtype), sin.to(x.dtype))
 
 
 class RoPEAttention(Attention):
@@ -105,31 +148,34 @@ class RoPEAttention(Attention):
         self.rot = 2 * ((self.head_dim // 3) // 2)
         self.interleave = interleave
 
-    def _rotate(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        r, parts = self.rot, []
-        for axis in range(3):
-            parts.append(rope_rotate(x[..., axis * r:(axis + 1) * r], pos[..., axis], self.interleave))
-        parts.append(x[..., 3 * r:])
-        return torch.cat(parts, dim=-1)
-
     def forward(self, x: torch.Tensor, queries_from: int | None = None, valid: torch.Tensor | None = None,
-                pos: torch.Tensor | None = None) -> torch.Tensor:
-        """As ``Attention.forward``, with ``pos`` ``(B, N, 3)`` or ``(N, 3)``: each token's (frame, row, col)."""
+                pos: torch.Tensor | RotaryAngles | None = None) -> torch.Tensor:
+        """As ``Attention.forward``, with ``pos``: each token's (frame, row, col), ``(B, N, 3)`` or ``(N, 3)``,
+        or their :class:`RotaryAngles` (which the encoder and predictor compute once for all their blocks)."""
         if pos is None:
             raise ValueError("RoPEAttention needs the tokens' positions (pos)")
+        angles = pos if isinstance(pos, RotaryAngles) else RotaryAngles.of(pos, self.head_dim, self.interleave)
         B, N, D = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim)  # (B, N, 3, h, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, hd)
-        k = self._rotate(k, pos)
+        k = angles.turn(k)
         if queries_from is not None:
             q = q[:, :, queries_from:]
-            pos = pos[..., queries_from:, :]
-        q = self._rotate(q, pos)
+        q = angles.turn(q, queries_from)
         nq = q.size(2)
         keys = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, h, Nq, hd)
         out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(B, nq, D))
         return out
+
+
+def _angles_of(blocks: Iterable[nn.Module], pos: torch.Tensor) -> RotaryAngles | None:
+    """The :class:`RotaryAngles` of ``pos`` for the rotary attention of ``blocks`` (None without blocks)."""
+    for blk in blocks:
+        attn = getattr(blk, "attn", None)
+        if isinstance(attn, RoPEAttention):
+            return RotaryAngles.of(pos, attn.head_dim, attn.interleave)
+    return None
 
 
 class VideoBlock(nn.Module):
@@ -150,7 +196,7 @@ class VideoBlock(nn.Module):
         self.mlp = Mlp(dim, mlp_hidden_dim)
 
     def forward(self, x: torch.Tensor, keep_from: int | None = None, valid: torch.Tensor | None = None,
-                pos: torch.Tensor | None = None) -> torch.Tensor:
+                pos: torch.Tensor | RotaryAngles | None = None) -> torch.Tensor:
         """``(B, N, D) -> (B, N, D)``, or ``(B, N - keep_from, D)`` with ``keep_from`` (as ``Block``)."""
         kwargs: dict[str, Any] = {"valid": valid, "queries_from": keep_from}
         if isinstance(self.attn, RoPEAttention):
@@ -298,6 +344,9 @@ class VideoTransformer(nn.Module):
             self._other[key] = emb.to(self.pos_embed.device, self.pos_embed.dtype)
         return self._other[key]
 
+    def _angles(self, pos: torch.Tensor) -> RotaryAngles | None:
+        return _angles_of(self.blocks, pos)
+
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """Tokens ``(B, N, D)`` with sin-cos positions added (none for RoPE), and the clip's grid."""
         grid = self.patch_embed.grid_of(x)
@@ -328,7 +377,7 @@ class VideoTransformer(nn.Module):
             ids = torch.cat(ms) if len(ms) > 1 else ms[0]  # (M*B, K)
         if valid is not None and valid.shape != tokens.shape[:2]:
             raise ValueError(f"valid has shape {tuple(valid.shape)} but the masked tokens are {tuple(tokens.shape[:2])}")
-        pos = token_positions(ids, grid) if self.positions == "rope" else None
+        pos = self._angles(token_positions(ids, grid)) if self.positions == "rope" else None
         for blk in self.blocks:
             tokens = run_block(blk, tokens, self.recompute, None, valid, pos)
         out: torch.Tensor = self.norm(tokens)
@@ -339,7 +388,7 @@ class VideoTransformer(nn.Module):
         if not 1 <= last <= len(self.blocks):
             raise ValueError(f"layer_outputs: last={last}; this encoder has {len(self.blocks)} blocks")
         tokens, grid = self.embed(x)
-        pos = token_positions(torch.arange(tokens.size(1), device=tokens.device), grid) \
+        pos = self._angles(token_positions(torch.arange(tokens.size(1), device=tokens.device), grid)) \
             if self.positions == "rope" else None
         outs = []
         for i, blk in enumerate(self.blocks):
@@ -444,7 +493,7 @@ class VideoPredictor(nn.Module):
         ctx = ctx.unsqueeze(0).expand(mt, B, kc, dp).reshape(mt * B, kc, dp)  # (Mt*B, Kc, Dp)
         z = torch.cat([ctx, tgt], dim=1)  # (Mt*B, Kc+Kt, Dp)
         ids = torch.cat([ctx_mask.repeat(mt, 1), tgt_idx], dim=1)  # (Mt*B, Kc+Kt)
-        pos = token_positions(ids, g) if self.positions == "rope" else None
+        pos = _angles_of(self.predictor_blocks, token_positions(ids, g)) if self.positions == "rope" else None
         keys = None
         if valid is not None or target_valid is not None:
             cv = x.new_ones(B, kc, dtype=torch.bool) if valid is None else valid

@@ -261,9 +261,9 @@ class Block(nn.Module):
 
 
 def run_block(block: nn.Module, x: torch.Tensor, recompute: bool, keep_from: int | None = None,
-              valid: torch.Tensor | None = None, *extra: torch.Tensor | None) -> torch.Tensor:
+              valid: torch.Tensor | None = None, *extra: object) -> torch.Tensor:
     """``block(x, keep_from, valid, *extra)``; with ``recompute`` (and autograd recording) under activation
-    checkpointing. ``extra``: further block arguments (the video blocks' token positions).
+    checkpointing. ``extra``: further block arguments (the video blocks' rotary angles).
 
     Checkpointing keeps only the block's input for the backward and runs the block again there: the
     same values and gradients, less memory, about one more forward of the block in time.
