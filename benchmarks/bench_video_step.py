@@ -229,7 +229,7 @@ class OurVideoStep:
         loss.backward()  # type: ignore[no-untyped-call]
         clip_and_step(self.optimizer, None)
         update_target_encoder_(self.model.target_encoder, self.model.encoder, MOMENTUM)
-        return float(loss)
+        return float(loss.detach())
 
 
 def _sync(device: torch.device) -> None:
