@@ -322,7 +322,8 @@ def bench(name: str, cfg: VideoBench, official: dict[str, Any] | None, rounds: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", type=Path, help="a checkout of facebookresearch/vjepa2 to time beside ours")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["demo", "small"],
+                        help="default: demo and small (base is for a GPU: about 20 GiB of host memory on the CPU)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6)
