@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_step import alternate, cpu_name  # noqa: E402
 from jepa_torch.config.plan import make_plan  # noqa: E402
 from jepa_torch.config.schema import TrainConfig  # noqa: E402
 from jepa_torch.config.yaml_io import load_config  # noqa: E402
@@ -74,17 +75,6 @@ class RecipeStep:
         return float(result.loss)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -112,18 +102,27 @@ def _flops(step: RecipeStep) -> float:
     return float(counter.get_total_flops())
 
 
+def recipe(path: str, overrides: Sequence[str] = (), n_batches: int = 4
+           ) -> tuple[TrainConfig, list[torch.Tensor], torch.nn.Module, int]:
+    """A recipe as ``jepa-torch train`` builds it: its config (with ``overrides``), its first ``n_batches``
+    real batches of epoch 0, its networks at initialisation, and the size of its training split."""
+    cfg = load_config(path, list(overrides))
+    method = get_method(cfg.method.name)
+    dataset = build_dataset(cfg, augment=method.augment)
+    order = EpochBatches(len(dataset), cfg.data.batch_size, cfg.run.seed).indices(0, 0, 0, 1)[:n_batches]
+    batches = list(make_loader(dataset, order, 0, cfg.run.seed, 0))
+    torch.manual_seed(cfg.run.seed)
+    model, _ = build_model(cfg, input_spec(dataset))
+    return cfg, batches, model, len(dataset)
+
+
 def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
           ceilings: dict[str, list[float]], device: torch.device = torch.device("cpu"),
           overrides: tuple[str, ...] = ()) -> dict[str, Any]:
-    base = load_config(path, [f"run.device={device.type}", "run.compile=false", *overrides])
-    method = get_method(base.method.name)
-    dataset = build_dataset(base, augment=method.augment)
-    order = EpochBatches(len(dataset), base.data.batch_size, base.run.seed).indices(0, 0, 0, 1)[:n_batches]
-    batches = list(make_loader(dataset, order, 0, base.run.seed, 0))
-    torch.manual_seed(base.run.seed)
-    model, _ = build_model(base, input_spec(dataset))
+    base, batches, model, n = recipe(path, [f"run.device={device.type}", "run.compile=false", *overrides], n_batches)
+    dataset_size = n
     steps = {p: RecipeStep(replace(base, run=replace(base.run, precision=p)), batches, copy.deepcopy(model),
-                           len(dataset), device) for p in ("fp32", "bf16")}
+                           dataset_size, device) for p in ("fp32", "bf16")}
     first = {p: copy.deepcopy(s) for p, s in steps.items()}
     losses = {p: s() for p, s in first.items()}
     with torch.no_grad():
@@ -133,28 +132,15 @@ def bench(path: str, rounds: int, per_round: int, warmup: int, n_batches: int,
     for s in steps.values():
         for _ in range(warmup):
             s()
-    times: dict[str, list[float]] = {p: [] for p in steps}
-    peaks: dict[str, float] = {}
-    ratios = []
-    names = list(steps)
-    for r in range(rounds):
-        medians = {}
-        for p in names if r % 2 == 0 else names[::-1]:
-            ts = []
-            for _ in range(per_round):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                t0 = time.perf_counter()
-                steps[p]()
-                _sync(device)
-                ts.append(time.perf_counter() - t0)
-                if device.type == "cuda":
-                    peaks[p] = max(peaks.get(p, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
-            medians[p] = statistics.median(ts)
-            times[p] += ts
-        ratios.append(medians["fp32"] / medians["bf16"])
+
+    def sample_ceilings(r: int) -> None:
         ceilings["fp32"].append(_ceiling(torch.float32, device))
         ceilings["bf16"].append(_ceiling(torch.bfloat16, device))
+
+    per_round_times, peaks = alternate(dict(steps), device, rounds, per_round, after_round=sample_ceilings)
+    times = {p: [t for ts in per_round_times[p] for t in ts] for p in steps}
+    ratios = [statistics.median(a) / statistics.median(b) for a, b in zip(per_round_times["fp32"],
+                                                                          per_round_times["bf16"])]
     row: dict[str, Any] = {"config": path, "method": base.method.name, "batch": base.data.batch_size,
                            "first_loss": losses, "weights_max_diff_after_one_step": drift}
     for p, ts in times.items():

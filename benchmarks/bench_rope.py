@@ -28,12 +28,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_precision import RecipeStep, cpu_name  # noqa: E402
-from jepa_torch.config.yaml_io import load_config  # noqa: E402
-from jepa_torch.data.datasets import EpochBatches, build_dataset, input_spec, make_loader  # noqa: E402
-from jepa_torch.methods import get_method  # noqa: E402
+from benchmarks.bench_precision import RecipeStep, recipe  # noqa: E402
+from benchmarks.bench_step import cpu_name  # noqa: E402
 from jepa_torch.models.video import RoPEAttention, rope_rotate  # noqa: E402
-from jepa_torch.training.loop import build_model  # noqa: E402
 
 
 def per_attention_forward(self: RoPEAttention, x: torch.Tensor, queries_from: int | None = None,
@@ -85,15 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     import jepa_torch.models.video as video
 
-    cfg = load_config(args.config, ["run.device=cpu", "run.precision=fp32"])
-    method = get_method(cfg.method.name)
-    dataset = build_dataset(cfg, augment=method.augment)
-    order = EpochBatches(len(dataset), cfg.data.batch_size, cfg.run.seed).indices(0, 0, 0, 1)[:4]
-    batches = list(make_loader(dataset, order, 0, cfg.run.seed, 0))
-    torch.manual_seed(cfg.run.seed)
-    model, _ = build_model(cfg, input_spec(dataset))
-    shared = RecipeStep(cfg, batches, copy.deepcopy(model), len(dataset))
-    each = RecipeStep(cfg, batches, copy.deepcopy(model), len(dataset))
+    cfg, batches, model, size = recipe(args.config, ["run.device=cpu", "run.precision=fp32"])
+    shared = RecipeStep(cfg, batches, copy.deepcopy(model), size)
+    each = RecipeStep(cfg, batches, copy.deepcopy(model), size)
     use_per_attention(each.model)
     real = video.RotaryAngles.of
 

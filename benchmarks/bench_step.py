@@ -57,6 +57,7 @@ import importlib
 import json
 import logging
 import os
+import platform
 import warnings
 import statistics
 import sys
@@ -111,6 +112,47 @@ Masks = tuple[list[Tensor], ...]  # (context masks, target masks[, context lengt
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def alternate(steps: dict[str, Callable[[], object]], device: torch.device, rounds: int, per_round: int,
+              before: Callable[[str, int], None] | None = None,
+              after_round: Callable[[int], None] | None = None) -> tuple[dict[str, list[list[float]]], dict[str, float]]:
+    """Time ``steps`` in alternating rounds (their order reversed every other round): seconds per step,
+    ``times[name][round]``, and on CUDA each one's highest peak memory in GiB (each step measured from a
+    reset). ``before(name, round)`` runs untimed before a step's round (e.g. to pick its batch),
+    ``after_round(round)`` after every round (e.g. to sample the ceiling)."""
+    names = list(steps)
+    times: dict[str, list[list[float]]] = {k: [] for k in names}
+    peaks: dict[str, float] = {}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if before is not None:
+                before(name, r)
+            ts = []
+            for _ in range(per_round):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                t0 = time.perf_counter()
+                steps[name]()
+                _sync(device)
+                ts.append(time.perf_counter() - t0)
+                if device.type == "cuda":
+                    peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
+            times[name].append(ts)
+        if after_round is not None:
+            after_round(r)
+    return times, peaks
 
 
 def matmul_ceiling(device: torch.device, n: int, dtype: torch.dtype, repeats: int = 5) -> float:
@@ -333,30 +375,18 @@ def time_rounds(steps: dict[str, Step], device: torch.device, warmup: int, round
     """Seconds per step, ``times[mode][round]``; the order of the modes is reversed every other round, and
     round ``r`` runs every mode on its batch ``r mod draws``. On CUDA ``peaks[mode]`` gets the highest
     peak memory (GiB) of its timed steps, each measured from a reset."""
-    peaks = {} if peaks is None else peaks
     for step in steps.values():
         step.draw = 0
         for _ in range(warmup):
             step()
     _sync(device)
-    names = list(steps)
-    times: dict[str, list[list[float]]] = {k: [] for k in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            step = steps[name]
-            step.draw = r % len(step.draws)
-            ts = []
-            for _ in range(per_round):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                t0 = time.perf_counter()
-                step()
-                _sync(device)
-                ts.append(time.perf_counter() - t0)
-                if device.type == "cuda":
-                    peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
-            times[name].append(ts)
-        ceiling.sample(repeats=1)
+
+    def pick(name: str, r: int) -> None:
+        steps[name].draw = r % len(steps[name].draws)
+
+    times, found = alternate(dict(steps), device, rounds, per_round, pick, lambda r: ceiling.sample(repeats=1))
+    if peaks is not None:
+        peaks.update(found)
     return times
 
 

@@ -61,8 +61,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_precision import cpu_name  # noqa: E402
-from benchmarks.bench_step import count_flops, matmul_ceiling  # noqa: E402
+from benchmarks.bench_step import alternate, count_flops, cpu_name, matmul_ceiling  # noqa: E402
 from jepa_torch.config.schema import (DataConfig, MaskSection, MethodConfig, ModelConfig, OptimConfig,  # noqa: E402
                                       RunConfig, TrainConfig)
 from jepa_torch.io.checkpoint import load_strict  # noqa: E402
@@ -232,11 +231,6 @@ class OurVideoStep:
         return float(loss.detach())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def check_same_step(official: OfficialVideoStep, ours: OurVideoStep) -> dict[str, float]:
     a, b = copy.deepcopy(official), copy.deepcopy(ours)
     a.draw = b.draw = 0
@@ -278,27 +272,15 @@ def bench(name: str, cfg: VideoBench, official: dict[str, Any] | None, rounds: i
     for s in steps.values():
         for _ in range(warmup):
             s()
+    def pick(name: str, r: int) -> None:
+        steps[name].draw = r % mask_draws
+
+    def sample_ceiling(r: int) -> None:
+        ceiling.append(matmul_ceiling(device, 8192, torch.bfloat16, 1) if device.type == "cuda"
+                       else matmul_ceiling(device, 2048, torch.float32, 1))
+
+    times, peaks = alternate(dict(steps), device, rounds, per_round, pick, sample_ceiling)
     names = list(steps)
-    times: dict[str, list[list[float]]] = {k: [] for k in names}
-    peaks: dict[str, float] = {}
-    for r in range(rounds):
-        for k in names if r % 2 == 0 else names[::-1]:
-            steps[k].draw = r % mask_draws
-            ts = []
-            for _ in range(per_round):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                t0 = time.perf_counter()
-                steps[k]()
-                _sync(device)
-                ts.append(time.perf_counter() - t0)
-                if device.type == "cuda":
-                    peaks[k] = max(peaks.get(k, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
-            times[k].append(ts)
-        if device.type == "cuda":
-            ceiling.append(matmul_ceiling(device, 8192, torch.bfloat16, 1))
-        else:
-            ceiling.append(matmul_ceiling(device, 2048, torch.float32, 1))
     rows = []
     for k, per in times.items():
         flat = [t for ts in per for t in ts]

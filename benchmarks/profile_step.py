@@ -39,12 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_precision import DEFAULT_CONFIGS, RecipeStep, cpu_name  # noqa: E402
-from benchmarks.bench_step import matmul_ceiling  # noqa: E402
-from jepa_torch.config.yaml_io import load_config  # noqa: E402
-from jepa_torch.data.datasets import EpochBatches, build_dataset, input_spec, make_loader  # noqa: E402
-from jepa_torch.methods import get_method  # noqa: E402
-from jepa_torch.training.loop import build_model  # noqa: E402
+from benchmarks.bench_precision import DEFAULT_CONFIGS, RecipeStep, recipe  # noqa: E402
+from benchmarks.bench_step import cpu_name, matmul_ceiling  # noqa: E402
 
 KINDS = (
     ("attention", ("scaled_dot_product", "_flash_attention", "_efficient_attention")),
@@ -81,14 +77,8 @@ def phase_of(event: Any) -> str:
 
 
 def profile_recipe(path: str, steps: int, warmup: int) -> dict[str, Any]:
-    cfg = load_config(path, ["run.device=cpu", "run.compile=false", "run.precision=fp32"])
-    method = get_method(cfg.method.name)
-    dataset = build_dataset(cfg, augment=method.augment)
-    order = EpochBatches(len(dataset), cfg.data.batch_size, cfg.run.seed).indices(0, 0, 0, 1)[:4]
-    batches = list(make_loader(dataset, order, 0, cfg.run.seed, 0))
-    torch.manual_seed(cfg.run.seed)
-    model, _ = build_model(cfg, input_spec(dataset))
-    step = RecipeStep(cfg, batches, model, len(dataset))
+    cfg, batches, model, size = recipe(path, ["run.device=cpu", "run.compile=false", "run.precision=fp32"])
+    step = RecipeStep(cfg, batches, model, size)
     counter = FlopCounterMode(display=False)
     with counter:
         copy.deepcopy(step)()

@@ -44,18 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_masks import side_by_side  # noqa: E402
-from bench_step import CONFIGS, BenchConfig, Ceiling, bench, import_official  # noqa: E402
+from bench_step import CONFIGS, BenchConfig, Ceiling, bench, cpu_name, import_official  # noqa: E402
 
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load() -> str:
@@ -124,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker(args.worker, args, warmup, rounds, modes)
     machine = {
-        "nproc": os.cpu_count(), "cpu_model": _cpu_model(), "threads": torch.get_num_threads(),
+        "nproc": os.cpu_count(), "cpu_model": cpu_name(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "load_start": _load(),
     }
