@@ -26,7 +26,7 @@ def test_a_failing_write_keeps_the_old_file_and_names_it(tmp_path: Path) -> None
         f.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(WriteError, match=r"cannot write .*a\.bin \(No space left on device\)") as info:
+    with pytest.raises(WriteError, match=r"cannot write .*a\.bin \(no space left on the device\)") as info:
         atomic_write(dest, full_disk)
     assert info.value.errno == errno.ENOSPC
     assert dest.read_bytes() == b"old"
