@@ -3,6 +3,11 @@
     python benchmarks/bench_video_decode.py                  # the moving digits and a generated 224 px video
     python benchmarks/bench_video_decode.py --rounds 5
 
+Beside them, ``PyAV, before``: the project's earlier PyAV path (frame threads, and a new RGB converter set up
+for every frame by ``frame.to_ndarray(format="rgb24")``), kept here to show what reusing one converter and
+the codec's default threading gained. Both PyAV paths must return the same pixels on the first clips before
+anything is timed (torchcodec converts colours its own way).
+
 Two workloads, each timed in alternating rounds (decoder A, decoder B, A, B, ...):
 
 - clips of the bundled moving digits (8 frames, 2 apart, of 16-frame 48 px mp4 files), as training reads them;
@@ -15,8 +20,8 @@ on the system) is reported as unavailable with its reason, and the other is time
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,8 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_torch.data.moving_digits import moving_digits_folder
-from jepa_torch.data.video import clip_indices, frame_count, read_frames, video_folder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_step import cpu_name  # noqa: E402
+from jepa_torch.data.moving_digits import moving_digits_folder  # noqa: E402
+from jepa_torch.data.video import clip_indices, frame_count, read_frames, video_folder  # noqa: E402
 
 Decoder = Callable[[str, list[int]], np.ndarray]
 
@@ -42,6 +50,21 @@ def _torchcodec() -> Decoder | str:
         return frames.permute(0, 2, 3, 1).numpy()
 
     return decode
+
+
+def _pyav_before(path: str, indices: list[int]) -> np.ndarray:
+    import av
+
+    wanted, got = sorted(set(indices)), {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                break
+    return np.stack([got[i] for i in indices])
 
 
 def _long_video(folder: Path, frames: int = 300, side: int = 224) -> str:
@@ -78,9 +101,9 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     import av
 
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; PyAV {av.__version__} "
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads; PyAV {av.__version__} "
           f"(FFmpeg in its wheel)")
-    decoders: dict[str, Decoder] = {"PyAV": read_frames}
+    decoders: dict[str, Decoder] = {"PyAV": read_frames, "PyAV, before": _pyav_before}
     other = _torchcodec()
     if isinstance(other, str):
         print(f"torchcodec: unavailable ({other})")
@@ -96,13 +119,18 @@ def main() -> None:
         long_jobs = [(long, clip_indices(n, 16, 1, int(s))) for s in starts]
         for name, jobs in (("moving digits (the bundled set), 8-frame clips 2 apart", digits),
                            (f"one {n}-frame 224 px video, 16-frame clips at random starts", long_jobs)):
+            for key, decode in decoders.items():
+                for path, indices in jobs[:3] if key.startswith("PyAV") else ():
+                    if not np.array_equal(decode(path, indices), read_frames(path, indices)):
+                        raise SystemExit(f"{key} decodes {path} frames {indices} differently from read_frames")
             rates: dict[str, list[float]] = {k: [] for k in decoders}
-            for _ in range(args.rounds):
-                for key, decode in decoders.items():
+            for r in range(args.rounds):
+                order = list(decoders.items())
+                for key, decode in order if r % 2 == 0 else order[::-1]:
                     rates[key].append(_time(decode, jobs))
             print(f"\n{name} ({len(jobs)} clips a round, {args.rounds} alternating rounds): clips/s")
             for key, values in rates.items():
-                print(f"  {key:12s} median {statistics.median(values):8.1f}   range {min(values):.1f} .. {max(values):.1f}")
+                print(f"  {key:14s} median {statistics.median(values):8.1f}   range {min(values):.1f} .. {max(values):.1f}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,17 @@ def test_jitter_wobbles_the_digit_around_its_path_inside_the_frame() -> None:
     assert MovingDigits().key() == "371b28aefee4"  # the default set's folder, as before jitter
 
 
+def test_read_frames_gives_pyav_own_rgb_frames_in_the_order_asked(small_set: Path) -> None:
+    import av
+
+    path = video_folder(str(small_set)).paths[3]
+    with av.open(path) as container:  # PyAV's own conversion, frame by frame, every frame decoded
+        every = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+    assert every.shape == (SMALL.frames, SMALL.size, SMALL.size, 3)
+    for indices in ([0, 1, 2], [5, 1, 5, 0], [SMALL.frames - 1]):
+        np.testing.assert_array_equal(read_frames(path, indices), every[indices])
+
+
 # ----------------------------------------------------------------------------- folders
 
 
