@@ -56,8 +56,13 @@ def _prefix() -> str:
 
 
 def _say(text: str) -> None:
-    """One line on stderr from this process (prefixed by its rank on ranks other than 0)."""
-    print(f"{_prefix()}{_one_line(text)}", file=sys.stderr)
+    """One line on stderr from this process (prefixed by its rank on ranks other than 0).
+
+    Written in one call, newline included: under torchrun stderr is unbuffered and shared by the ranks, and
+    ``print`` writes the text and its newline separately, so two ranks' lines could run into one.
+    """
+    sys.stderr.write(f"{_prefix()}{_one_line(text)}\n")
+    sys.stderr.flush()
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
