@@ -197,7 +197,7 @@ def read_frames(path: str, indices: Sequence[int]) -> np.ndarray[Any, Any]:
 
             # One converter for the whole video (`frame.to_ndarray(format=...)` sets one up per frame, which
             # costs more than decoding a small frame), and the codec's default threading: frame threads
-            # ("AUTO") were slower on 48 px and 224 px clips alike (docs/performance.md).
+            # ("AUTO") were slower on 48 px and 224 px clips alike (docs/benchmarks.md, video decoding).
             to_rgb = VideoReformatter()
             with av.open(path) as container:
                 stream = container.streams.video[0]
