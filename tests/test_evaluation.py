@@ -17,7 +17,7 @@ from jepa_torch.io.export import load_encoder
 from jepa_torch.cli import main
 from jepa_torch.evaluation import AttentiveProbe, EvalConfig, EvaluationError, HeadGrid, evaluate, knn_predict
 from jepa_torch.evaluation.probes import LinearHead, StoreBatches, train_heads
-from jepa_torch.evaluation.protocol import _draw, _fit, _selection
+from jepa_torch.evaluation.protocol import ProbeScore, _draw, _fit, _low_shot, _selection
 from jepa_torch.evaluation.store import FeatureStore, StoreWriter
 from jepa_torch.models import make_target_encoder
 from jepa_torch.models.predictor import Predictor
@@ -161,6 +161,37 @@ def test_low_shot_draws_per_class_and_fractions() -> None:
         EvalConfig(probes=("linear", "svm"))
 
 
+def test_the_low_shot_attentive_probe_learns_from_the_drawn_rows_alone(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    marker = 2 * torch.randn(16)
+    x, y = _marked(400, marker)
+    test, ty = _marked(200, marker)
+    cfg = EvalConfig(probes=("linear", "attentive"), low_shot=("20",), draws=2, progress=False,
+                     attentive=HeadGrid(40, 64, (3e-3,), (0.0,), min_steps=150, min_batch=16),
+                     linear=HeadGrid(40, 64, (1e-2,), (0.0,), min_steps=150))
+    drawn = np.zeros(len(y), dtype=bool)
+    for draw in range(cfg.draws):
+        drawn[_draw(y.numpy(), "20", draw)] = True
+    other = torch.from_numpy(~drawn)  # the other rows carry the marker in class 0: a probe that read them fails
+    x[other] = torch.randn(int(other.sum()), 9, 16) * 0.3
+    x[other & (y == 0), 0] += marker
+    x[other & (y == 0), 1] -= marker
+
+    def tokens(folder: Path, t: torch.Tensor, labels: torch.Tensor) -> FeatureStore:
+        writer = StoreWriter(folder, {"what": "test"})
+        writer.append("tokens", t.numpy().astype(np.float16))
+        writer.append("pooled", t.mean(1).numpy())
+        writer.append("labels", labels.numpy())
+        return writer.close()
+
+    train, val = tokens(tmp_path / "train", x, y), tokens(tmp_path / "val", test, ty)
+    chosen = {p: ProbeScore(0.0, None, {"lr": 1e-2, "weight_decay": 0.0}, 16) for p in ("linear", "attentive")}
+    scores = {s.probe: s for s in _low_shot("marked", train, val, 2, cfg, chosen, num_heads=4)}
+    assert scores["attentive"].images == 40 and len(scores["attentive"].accuracies) == 2
+    assert min(scores["attentive"].accuracies) > 0.8, scores["attentive"]  # it learned from the 40 drawn rows
+    assert scores["linear"].mean < 0.7, scores["linear"]  # the mean of the tokens hides the marker
+
+
 def test_layer_outputs_end_with_the_forward_output() -> None:
     torch.manual_seed(0)
     vit = VisionTransformer(16, 4, 3, embed_dim=32, depth=3, num_heads=4).eval()
@@ -242,6 +273,7 @@ def test_the_command_probes_an_official_checkpoint_on_image_folders(folders: tup
     assert report["rows"]["target encoder"]["knn"]["accuracy"] == 1.0
     assert report["rows"]["target encoder"]["lastk"]["dim"] == 2 * 192
     assert {(s["probe"], s["shots"], s["images"]) for s in report["low_shot"]} >= {("linear", "1", 3),
+                                                                                   ("attentive", "1", 3),
                                                                                    ("knn", "25%", 18)}
     assert np.array(report["confusion"]["counts"]).sum() == 18
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 1000

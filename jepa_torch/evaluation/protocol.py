@@ -405,20 +405,33 @@ def _draw(labels: NDArray[np.int64], shots: str, seed: int) -> NDArray[np.int64]
 
 
 def _low_shot(name: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: EvalConfig,
-              chosen: dict[str, ProbeScore]) -> list[LowShotScore]:
-    """Linear (pooled, last-k) and kNN on low-shot subsets; the linear heads keep the full-data probe's
-    learning rate and weight decay, and the full training split's standardisation."""
+              chosen: dict[str, ProbeScore], num_heads: int) -> list[LowShotScore]:
+    """Linear (pooled, last-k), attentive (stored tokens) and kNN on low-shot subsets (V-JEPA's low-shot
+    frozen evaluation); every head keeps the full-data probe's learning rate and weight decay, the linear
+    heads the full training split's standardisation."""
     device = torch.device(cfg.device)
     train_y, val_y = train.read("labels", 0, train.rows), val.read("labels", 0, val.rows)
     out = []
     for shots in cfg.low_shot:
-        for probe in [p for p in ("linear", "lastk", "knn") if p in chosen]:
+        for probe in [p for p in ("linear", "lastk", "attentive", "knn") if p in chosen and _ARRAY[p] in train]:
             array, accs, images = _ARRAY[probe], [], 0
-            prepare = Standardise(train, array) if probe != "knn" else None
+            prepare = Standardise(train, array) if probe in ("linear", "lastk") else None
             for draw in range(cfg.draws):
                 rows = _draw(train_y, shots, cfg.seed * 1000 + draw)
-                x, y = train.take(array, rows), train_y[rows]
                 images = len(rows)
+                if probe == "attentive":  # tokens are too large to gather: batches read the drawn rows
+                    grid = replace(cfg.attentive, lrs=(chosen[probe].hyper["lr"],),
+                                   weight_decays=(chosen[probe].hyper["weight_decay"],))
+                    drawn = np.zeros(train.rows, dtype=bool)
+                    drawn[rows] = True
+                    make = _head_maker(probe, train.row_shape(array)[-1], classes, num_heads, cfg.attentive_queries)
+                    head = train_heads(make, StoreBatches(train, array, drawn, grid.batch_for(len(rows)),
+                                                          cfg.seed + draw),
+                                       grid, cfg.seed + draw, device, lambda t: t,
+                                       progress=f"{name}: {probe}, {shots} shots" if cfg.progress else None)
+                    accs.append(float((predict(head, val, array, device)[0] == val_y).mean()))
+                    continue
+                x, y = train.take(array, rows), train_y[rows]
                 if probe == "knn":
                     preds = knn_predict(x, y, val, classes, cfg.knn_k, array)
                 else:
@@ -553,7 +566,7 @@ def evaluate(checkpoint: str | Path, *, train: str | None = None, val: str | Non
                     best = (score.accuracy, probe, preds)
             report.rows[source.name] = scores
             if config.low_shot:  # the baselines too: a low-shot claim needs them beside it
-                report.low_shot += _low_shot(source.name, tr, va, len(classes), config, scores)
+                report.low_shot += _low_shot(source.name, tr, va, len(classes), config, scores, num_heads)
             if index == 0:
                 report.projection = _projection(va)
                 if best is not None:
