@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
                     "at least 2000 steps: a split under 5120 images gets smaller batches)")
     ev.add_argument("--attentive-epochs", type=int, help="passes of the attentive probes over the training split "
                     "(default 20, and at least 500 steps: a split under 3200 images gets smaller batches)")
+    ev.add_argument("--attentive-blocks", type=int, default=1,
+                    help="blocks of the attentive probe: 1, I-JEPA's cross-attention pooler (default); 4, V-JEPA 2's "
+                         "video probe (three self-attention blocks over the tokens first: far slower)")
     ev.add_argument("--min-steps", type=int,
                     help="updates a head gets at least, however small the split (default 2000 linear, 500 attentive; "
                          "0: exactly the epochs)")
@@ -179,7 +182,7 @@ def _eval(args: argparse.Namespace) -> int:
         probes=tuple(args.probes), last_k=args.last_k, low_shot=tuple(args.low_shot), draws=args.draws,
         batch_size=args.batch_size, num_workers=args.workers, seed=args.seed, device=args.device,
         progress=not args.no_progress, cache=args.cache, img_size=args.img_size, token_disk_gib=args.token_disk_gib,
-        clips=args.clips, label=args.label,
+        clips=args.clips, label=args.label, attentive_blocks=args.attentive_blocks,
         linear=replace(defaults.linear, **floor, **({} if args.epochs is None else {"epochs": args.epochs})),
         attentive=replace(defaults.attentive, **floor,
                           **({} if args.attentive_epochs is None else {"epochs": args.attentive_epochs})))

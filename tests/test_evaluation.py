@@ -129,6 +129,36 @@ def test_the_attentive_probe_pools_a_set_and_learns_what_mean_pooling_cannot() -
     assert acc_att > 0.9 and acc_lin < 0.7, (acc_att, acc_lin)
 
 
+def test_attentive_blocks_run_self_attention_over_the_tokens_before_pooling() -> None:
+    torch.manual_seed(0)
+    one, four = AttentiveProbe(16, 2, 4), AttentiveProbe(16, 2, 4, blocks=4)
+    assert not any(k.startswith("blocks.") for k in one.state_dict()) and len(four.blocks) == 3
+    # deeper blocks start with smaller residual branches (1 / sqrt(2 i)), as V-JEPA 2's probe does
+    stds = [float(block.mlp.fc2.weight.detach().std()) for block in four.blocks]
+    assert stds[0] > stds[1] > stds[2] and abs(stds[0] / stds[2] - 3 ** 0.5) < 0.15, stds
+    with torch.no_grad():  # weights of a trained probe's size, so that the tokens visibly mix
+        for param in four.blocks.parameters():
+            param.normal_(0.0, 0.3)
+    # the cross-attention pooler of ``four`` applied to what its blocks make of the tokens is ``four``
+    one.load_state_dict({k: v for k, v in four.state_dict().items() if not k.startswith("blocks.")})
+    tokens = torch.randn(5, 9, 16)
+    with torch.no_grad():
+        mixed = tokens
+        for block in four.blocks:
+            mixed = block(mixed)
+        assert torch.allclose(four(tokens), one(mixed), atol=1e-6)
+        moved = tokens.clone()
+        moved[:, 5] += torch.randn(16)  # (a constant shift would vanish in the blocks' LayerNorm)
+        for block in four.blocks:
+            moved = block(moved)
+        assert (moved[:, 0] - mixed[:, 0]).abs().max() > 1e-2  # token 0 now depends on token 5: they interact
+        assert torch.allclose(four(tokens), four(tokens[:, torch.randperm(9)]), atol=1e-5)  # blind to order
+    with pytest.raises(ValueError, match="blocks=0"):
+        AttentiveProbe(16, 2, 4, blocks=0)
+    with pytest.raises(EvaluationError, match="--attentive-blocks"):
+        EvalConfig(attentive_blocks=0)
+
+
 def test_the_head_is_chosen_without_the_val_labels(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     centres = rng.normal(size=(3, 8)) * 2
@@ -287,6 +317,19 @@ def test_the_command_probes_an_official_checkpoint_on_image_folders(folders: tup
     code, _, err = _run(["eval", "--checkpoint", str(other), "--train", str(train), "--val", str(val),
                          "--cache", str(tmp_path / "cache"), *FAST])
     assert code == 2 and err.count("\n") == 1 and "holds features of another checkpoint" in err
+
+
+def test_the_command_takes_v_jepa_2s_deeper_attentive_probe(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    train, val, ckpt = folders
+    code, out, err = _run(["eval", "--checkpoint", str(ckpt), "--train", str(train), "--val", str(val),
+                           "--probes", "attentive", "--attentive-blocks", "2", "--no-baselines",
+                           "--json", str(tmp_path / "r.json"), *FAST])
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["settings"]["attentive_blocks"] == 2 and set(report["rows"]["target encoder"]) == {"attentive"}
+    code, _, err = _run(["eval", "--checkpoint", str(ckpt), "--train", str(train), "--val", str(val),
+                         "--attentive-blocks", "0", *FAST])
+    assert code == 2 and err.count("\n") == 1 and "--attentive-blocks" in err
 
 
 def test_the_context_encoder_is_a_choice(folders: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -53,19 +53,31 @@ class LinearHead(nn.Module):
 class AttentiveProbe(nn.Module):
     """Cross-attention pooling of frozen tokens ``(B, N, D)`` by ``queries`` learned tokens, then a classifier.
 
+    With ``blocks=1`` it is I-JEPA's attentive probe: one cross-attention block. With ``blocks=k`` the tokens
+    first pass ``k - 1`` pre-norm self-attention blocks of the probe's own (V-JEPA 2's video probes use 4):
+    the probe can relate tokens to each other before it pools them. The self-attention blocks add no
+    positions, so the probe is blind to the tokens' order; where they sit is what the encoder put in them.
+
     Args:
         dim: token width ``D``.
         classes: number of classes.
         num_heads: attention heads (``D`` must divide by it).
         queries: learned query tokens; their outputs are averaged.
-        mlp_ratio: hidden width of the block's MLP over ``D``.
+        mlp_ratio: hidden width of each block's MLP over ``D``.
+        blocks: 1 + the self-attention blocks before the cross-attention one.
     """
 
-    def __init__(self, dim: int, classes: int, num_heads: int, queries: int = 1, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, classes: int, num_heads: int, queries: int = 1, mlp_ratio: float = 4.0,
+                 blocks: int = 1) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"AttentiveProbe: width {dim} is not a multiple of {num_heads} heads")
+        if blocks < 1:
+            raise ValueError(f"AttentiveProbe: blocks={blocks}; need at least the cross-attention block")
+        from jepa_torch.models.vit import Block
+
         self.num_heads = num_heads
+        self.blocks = nn.ModuleList(Block(dim, num_heads, int(dim * mlp_ratio)) for _ in range(blocks - 1))
         self.query = nn.Parameter(torch.zeros(1, queries, dim))
         self.norm_kv = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim)
@@ -81,8 +93,15 @@ class AttentiveProbe(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
+        with torch.no_grad():  # the residual branches of block i start 1 / sqrt(2 i) smaller, as in a deep ViT
+            for i, block in enumerate(self.blocks, start=1):
+                assert isinstance(block, Block)
+                block.attn.proj.weight.div_(math.sqrt(2.0 * i))
+                block.mlp.fc2.weight.div_(math.sqrt(2.0 * i))
 
     def forward(self, tokens: Tensor) -> Tensor:
+        for block in self.blocks:
+            tokens = block(tokens)
         b, n, d = tokens.shape
         h, hd = self.num_heads, d // self.num_heads
         x = self.norm_kv(tokens)

@@ -52,6 +52,9 @@ class EvalConfig:
         linear: the linear heads' grid (``linear`` and ``lastk``).
         attentive: the attentive probes' grid.
         attentive_queries: learned query tokens of an attentive probe.
+        attentive_blocks: blocks of an attentive probe: 1, I-JEPA's (one cross-attention block); V-JEPA 2's
+            video probes use 4 (three self-attention blocks over the tokens first; each costs many times the
+            cross-attention block, docs/evaluation.md).
         knn_k: neighbours of the kNN probe.
         selection_fraction: part of the training split that chooses each probe's head.
         low_shot: labelled training images per class (``"1"``, ``"10"``) or a fraction (``"1%"``).
@@ -77,6 +80,7 @@ class EvalConfig:
     attentive: HeadGrid = HeadGrid(epochs=20, batch_size=128, lrs=(1e-3, 3e-4), weight_decays=(0.01, 0.1),
                                    min_steps=500, min_batch=64)
     attentive_queries: int = 1
+    attentive_blocks: int = 1
     knn_k: int = 20
     selection_fraction: float = 0.2
     low_shot: tuple[str, ...] = ()
@@ -98,8 +102,9 @@ class EvalConfig:
             raise EvaluationError(f"--probes {' '.join(self.probes)}: choose among {' '.join(PROBES)}")
         if not 0 < self.selection_fraction < 1:
             raise EvaluationError(f"--selection-fraction {self.selection_fraction}: give a number in (0, 1)")
-        if self.knn_k < 1 or self.draws < 1 or self.batch_size < 1 or self.last_k < 1 or self.clips < 1:
-            raise EvaluationError("--knn-k, --draws, --batch-size, --last-k and --clips must be >= 1")
+        if min(self.knn_k, self.draws, self.batch_size, self.last_k, self.clips, self.attentive_blocks) < 1:
+            raise EvaluationError("--knn-k, --draws, --batch-size, --last-k, --clips and --attentive-blocks "
+                                  "must be >= 1")
         for shots in self.low_shot:
             parse_shots(shots)
         if self.device == "auto":
@@ -329,9 +334,9 @@ class _Live:
     chunk: int  # the rows a chunk of stored tokens would hold
 
 
-def _head_maker(probe: str, width: int, classes: int, num_heads: int, queries: int) -> Any:
+def _head_maker(probe: str, width: int, classes: int, num_heads: int, cfg: EvalConfig) -> Any:
     if probe == "attentive":
-        return lambda: AttentiveProbe(width, classes, num_heads, queries)
+        return lambda: AttentiveProbe(width, classes, num_heads, cfg.attentive_queries, blocks=cfg.attentive_blocks)
     return lambda: LinearHead(width, classes)
 
 
@@ -370,8 +375,7 @@ def _fit(probe: str, train: FeatureStore, val: FeatureStore, classes: int, cfg: 
             stored_order(len(split), shuffled=True)[np.flatnonzero(rows)])  # stored row -> input
         return predict_on(heads, (t for t, _ in encoder.encode(positions)), device, prepare)
 
-    make = _head_maker(probe, shape[-1] if probe == "attentive" else int(np.prod(shape)), classes, num_heads,
-                       cfg.attentive_queries)
+    make = _head_maker(probe, shape[-1] if probe == "attentive" else int(np.prod(shape)), classes, num_heads, cfg)
     prepare: Any = Standardise(train, array, ~select) if probe != "attentive" else (lambda x: x)
     bar = (lambda what: f"{label}{probe} probe, {what}") if cfg.progress else (lambda what: None)
     heads = train_heads(make, batches(~select), grid, cfg.seed, device, prepare,
@@ -424,7 +428,7 @@ def _low_shot(name: str, train: FeatureStore, val: FeatureStore, classes: int, c
                                    weight_decays=(chosen[probe].hyper["weight_decay"],))
                     drawn = np.zeros(train.rows, dtype=bool)
                     drawn[rows] = True
-                    make = _head_maker(probe, train.row_shape(array)[-1], classes, num_heads, cfg.attentive_queries)
+                    make = _head_maker(probe, train.row_shape(array)[-1], classes, num_heads, cfg)
                     head = train_heads(make, StoreBatches(train, array, drawn, grid.batch_for(len(rows)),
                                                           cfg.seed + draw),
                                        grid, cfg.seed + draw, device, lambda t: t,
