@@ -189,7 +189,8 @@ def test_the_video_demo_trains_the_frame_wise_baseline_and_probes_every_label(
     run_demo(CONFIGS["vjepa"], tmp_path / "demo", seed=0, progress=False, evaluation=fast, overrides=(
         "data.dataset=video_folder", f"data.path={more}", "data.img_size=16", "data.frames_per_clip=4",
         "data.batch_size=8", "model.patch_size=4", "model.depth=1", "model.pred_depth=1", "mask.min_keep=2",
-        "run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false"))
+        "run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false",
+        "data.num_workers=0"))  # no fork: JAX, which other tests of this process start, warns at a fork
     printed = capsys.readouterr().out
     assert "labels: digit" in printed and "labels: direction" in printed
     out = tmp_path / "demo"
