@@ -187,8 +187,8 @@ def _write_mp4(path: Path, video: np.ndarray[Any, Any], fps: int) -> None:
         stream.width, stream.height = video.shape[2], video.shape[1]
         stream.pix_fmt = "yuv420p"
         # Constant QP: x264's default rate control (CRF, whose macroblock tree adapts the quantiser from a
-        # look-ahead) wrote different bytes for the same frames from one write to the next, so no two
-        # machines trained on the same pixels. QP 12 is as faithful (mean error 0.9 grey levels, at most 8)
+        # look-ahead) wrote different bytes for the same frames from one write to the next, so the same
+        # settings did not give the same pixels. QP 12 is as faithful (mean error 0.9 grey levels, at most 8)
         # and about as small (20 kB a default video).
         stream.options = {"qp": "12", "preset": "veryfast"}
         for frame in video:
