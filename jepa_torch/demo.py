@@ -75,14 +75,15 @@ def evaluate_run(checkpoint: str | Path, cfg: TrainConfig, seed: int, progress: 
 
 def train_frames(cfg: TrainConfig, out: Path, seed: int, progress: bool, overrides: tuple[str, ...] = ()) -> Path:
     """The frame-wise baseline of a video run: the image demo's recipe (:data:`DEFAULT_CONFIG`) trained on the
-    frames of the run's training videos (``data.dataset: video_frames``) into ``out``; its last checkpoint.
+    frames of the run's training videos (``data.dataset: video_frames``, with the run's ``data.cache_mb``) into
+    ``out``; its last checkpoint.
     ``overrides`` apply after (the demo passes its ``run.*`` ones, so ``run.max_steps`` bounds both runs)."""
     from jepa_torch.data.moving_digits import moving_digits_folder
 
     d = cfg.data
     root = str(moving_digits_folder(d.path)) if d.dataset == "moving_digits" else str(d.path)
     frame_data = ["data.dataset=video_frames", f"data.path={root}", f"data.img_size={d.img_size}",
-                 f"data.holdout_fraction={d.holdout_fraction}"] + ([f"data.label={d.label}"] if d.label else [])
+                  f"data.holdout_fraction={d.holdout_fraction}", f"data.cache_mb={d.cache_mb}"] + ([f"data.label={d.label}"] if d.label else [])
     frames = _with(load_config(DEFAULT_CONFIG, [*frame_data, *overrides]), out, seed)
     summary = train(frames, progress=progress)
     if summary.last_checkpoint is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,70 @@ def test_a_sample_is_a_function_of_seed_epoch_and_index(small_set: Path) -> None
     other_task = build_dataset(video_config(small_set, label="direction"), "holdout")
     assert np.array_equal(holdout.indices, other_task.indices)  # every task holds out the same videos
     assert len(holdout) == 12
+
+
+# ----------------------------------------------------------------------------- decoded videos in memory
+
+
+def test_cached_videos_give_the_same_samples_without_reading_a_file(small_set: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from jepa_torch.data import video
+
+    configs = [video_config(small_set), video_config(small_set, clip_sampling="uniform"),
+               replace(video_config(small_set), data=DataConfig(dataset="video_frames", path=str(small_set),
+                                                                img_size=16, holdout_fraction=0.25))]
+    for cfg in configs:
+        plain, cached = build_dataset(cfg), build_dataset(cfg)
+        line = cached.cache(16)
+        assert line.startswith("decoded 36 of 36 training videos into memory (") and "\n" not in line
+        keys = [(seed, epoch, i) for seed in (0, 3) for epoch in (0, 2) for i in range(0, 36, 5)]
+        expected = [plain[k] for k in keys]
+
+        def no_file(path: str, indices: object) -> None:
+            raise AssertionError(f"{path} was read from its file")
+
+        with monkeypatch.context() as m:
+            m.setattr(video, "read_frames", no_file)
+            m.setattr(video, "frame_count", no_file)
+            got = [cached[k] for k in keys]
+        assert all(torch.equal(a, b) for a, b in zip(got, expected)), cfg.data.dataset
+
+
+def test_the_cache_keeps_a_prefix_of_the_split_within_its_budget(small_set: Path) -> None:
+    ds = build_dataset(video_config(small_set))
+    one = read_frames(ds.folder.paths[int(ds.indices[0])], range(8)).nbytes  # 8 frames of 16 x 16 RGB
+    fits = 5
+    line = ds.cache((fits + 0.5) * one / 2**20)  # room for 5 and a half of the (equal-sized) videos
+    assert ds.decoded is not None and ds.decoded.nbytes == fits * one
+    assert set(ds.decoded.videos) == {ds.folder.paths[int(i)] for i in ds.indices[:fits]}
+    assert f"decoded {fits} of {len(ds)}" in line and "raise data.cache_mb" in line
+    plain = build_dataset(video_config(small_set))
+    assert all(torch.equal(ds[(0, 1, i)], plain[(0, 1, i)]) for i in range(len(ds)))  # past the budget: its file
+    assert build_dataset(video_config(small_set)).cache(0).startswith("decoded 0 of 36")
+
+
+def test_a_bad_video_is_left_out_of_the_cache_and_still_reported_once(
+        small_set: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "set"
+    shutil.copytree(small_set, root)
+    folder = video_folder(str(root))
+    Path(folder.paths[0]).write_bytes(b"\x00" * 4000)
+    ds = build_dataset(video_config(root, holdout_fraction=0.0))
+    assert ds.cache(16).startswith(f"decoded {len(ds) - 1} of {len(ds)} ")
+    assert ds.decoded is not None and folder.paths[0] not in ds.decoded.videos
+    plain = build_dataset(video_config(root, holdout_fraction=0.0))
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(ds[(0, 0, 0)], plain[(0, 0, 0)])  # video 1 stands in, as without the cache
+    assert sum(folder.paths[0] in r.getMessage() for r in caplog.records) <= 1
+
+
+def test_cache_mb_is_refused_where_there_are_no_videos() -> None:
+    from jepa_torch.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.cache_mb=64: .*data.dataset=digits has none, so set it to 0"):
+        DataConfig(cache_mb=64)
+    with pytest.raises(ConfigError, match="data.cache_mb=-1"):
+        DataConfig(dataset="moving_digits", cache_mb=-1)
 
 
 # ----------------------------------------------------------------------------- bad videos

@@ -123,6 +123,20 @@ def test_training_runs_writes_a_vjepa_checkpoint_and_resumes_bit_for_bit(videos:
     assert (tmp_path / "whole" / "curves.png").is_file()
 
 
+def test_a_run_from_decoded_videos_in_memory_logs_the_same_losses(videos: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    plain = tiny_video_config(videos, tmp_path / "files", max_steps=4)
+    cached = tiny_video_config(videos, tmp_path / "memory", max_steps=4)
+    cached = replace(cached, data=replace(cached.data, cache_mb=8))
+    train(plain, progress=False)
+    with caplog.at_level(logging.INFO):
+        train(cached, progress=False)
+    assert any(r.getMessage().startswith("decoded 36 of 36 training videos into memory") for r in caplog.records)
+    assert _logged(tmp_path / "memory") == _logged(tmp_path / "files")  # exact floats
+
+
 def test_accumulation_equals_the_large_batch(videos: Path, tmp_path: Path) -> None:
     def params(cfg: TrainConfig) -> dict[str, torch.Tensor]:
         summary = train(cfg, progress=False)
@@ -189,8 +203,7 @@ def test_the_video_demo_trains_the_frame_wise_baseline_and_probes_every_label(
     run_demo(CONFIGS["vjepa"], tmp_path / "demo", seed=0, progress=False, evaluation=fast, overrides=(
         "data.dataset=video_folder", f"data.path={more}", "data.img_size=16", "data.frames_per_clip=4",
         "data.batch_size=8", "model.patch_size=4", "model.depth=1", "model.pred_depth=1", "mask.min_keep=2",
-        "run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false",
-        "data.num_workers=0"))  # no fork: JAX, which other tests of this process start, warns at a fork
+        "run.max_steps=2", "run.monitor_every=0", "run.tensorboard=false"))
     printed = capsys.readouterr().out
     assert "labels: digit" in printed and "labels: direction" in printed
     out = tmp_path / "demo"

@@ -12,6 +12,10 @@ Files are decoded with PyAV (FFmpeg in its wheels: no system FFmpeg on Linux or 
 A video shorter than a clip's span repeats its last frame. A training clip is cropped and flipped the
 same way in every frame.
 
+With ``data.cache_mb`` (:class:`DecodedVideos`) a training split decodes each video once, before the first
+step, and cuts every later clip or frame from memory: the same pixels, without decoding a clip for every
+sample.
+
 A video that cannot be decoded (corrupt, truncated, no video stream) is reported once, in one warning
 line naming the file, and its samples are replaced by the next readable video of the split: a run never
 hangs or stops on one bad file. A split in which nothing decodes is a :class:`DataError`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +40,9 @@ from torch import Tensor
 from jepa_torch.data.datasets import DataError, JepaDataset, SampleKey, sample_seed
 from jepa_torch.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "ClipSampler", "FrameDataset", "VideoDataset", "VideoError",
-           "VideoFolder", "centre_square", "clip_indices", "frame_count", "read_frames", "video_folder"]
+__all__ = ["FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "ClipSampler", "DecodedVideos", "FrameDataset", "VideoDataset",
+           "VideoError", "VideoFolder", "VideoSplit", "centre_square", "clip_indices", "frame_count", "read_frames",
+           "video_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -308,12 +314,96 @@ class ClipSampler:
         return ((x - mean) / std).permute(1, 0, 2, 3).contiguous()  # (3, T, S, S)
 
 
-# ----------------------------------------------------------------------------- the dataset
+# ----------------------------------------------------------------------------- decoded videos in memory
+
+
+class DecodedVideos:
+    """Whole videos decoded once and kept in memory (``data.cache_mb``), so that clips and frames are cut from
+    memory instead of decoded from their files on every read. The pixels are the same either way (decoding is
+    deterministic), so the batches and the losses are too.
+
+    Args:
+        budget: bytes of decoded frames (uint8 RGB) kept at most.
+    """
+
+    def __init__(self, budget: int) -> None:
+        if budget < 0:
+            raise ValueError(f"DecodedVideos: budget={budget} must be >= 0")
+        self.budget = budget
+        self.videos: dict[str, np.ndarray[Any, Any]] = {}
+        self.nbytes = 0
+
+    def fill(self, paths: Sequence[str]) -> int:
+        """Decode ``paths`` in order until the budget is spent; how many are kept. A video that does not decode
+        whole is left out: its samples read it from its file, and are reported and skipped there as before."""
+        for path in paths:
+            if path in self.videos:
+                continue
+            try:
+                frames = read_frames(path, range(frame_count(path)))
+            except VideoError:
+                continue
+            if self.nbytes + frames.nbytes > self.budget:
+                break  # the videos after it stay on disk (a fixed prefix of the split, whatever their sizes)
+            self.videos[path] = frames
+            self.nbytes += frames.nbytes
+        return len(self.videos)
+
+    def count(self, path: str) -> int | None:
+        """The frames of ``path`` if it is kept, else None."""
+        video = self.videos.get(path)
+        return None if video is None else len(video)
+
+    def read(self, path: str, indices: Sequence[int]) -> np.ndarray[Any, Any]:
+        """:func:`read_frames` of ``path``, from memory if it is kept."""
+        video = self.videos.get(path)
+        return read_frames(path, indices) if video is None else video[np.asarray(indices, dtype=np.int64)]
+
+
+# ----------------------------------------------------------------------------- the datasets
 
 _REPORTED: set[str] = set()  # videos already reported as unreadable by this process
 
 
-class VideoDataset(JepaDataset):
+class VideoSplit(JepaDataset):
+    """What the two video datasets share: a split of a video folder, its labels, its videos' frame counts, and
+    the decoded videos kept in memory (:meth:`cache`)."""
+
+    def __init__(self, indices: np.ndarray[Any, Any], folder: VideoFolder,
+                 transform: Callable[[Any], Tensor] | None) -> None:
+        super().__init__(indices, transform)
+        self.folder = folder
+        self.labels = None if folder.labels is None else torch.from_numpy(folder.labels[indices])
+        self.classes = folder.classes
+        self.decoded: DecodedVideos | None = None
+        self._counts: dict[str, int] = {}
+
+    def cache(self, budget_mb: float) -> str:
+        """Decode the split's videos into memory, up to ``budget_mb`` MiB (before a run's first step, so that
+        DataLoader workers, forked later, share them); one line saying what was kept."""
+        start = time.perf_counter()
+        self.decoded = DecodedVideos(int(budget_mb * 2**20))
+        paths = [self.folder.paths[int(i)] for i in self.indices]
+        kept = self.decoded.fill(paths)
+        mib = self.decoded.nbytes / 2**20
+        rest = "" if kept == len(paths) else (f"; the other {len(paths) - kept} are decoded on every read "
+                                              "(unreadable, or past the budget: raise data.cache_mb to keep them)")
+        return (f"decoded {kept} of {len(paths)} training videos into memory ({mib:.0f} MiB of data.cache_mb="
+                f"{budget_mb}) in {time.perf_counter() - start:.1f} s{rest}")
+
+    def _count(self, path: str) -> int:
+        kept = None if self.decoded is None else self.decoded.count(path)
+        if kept is not None:
+            return kept
+        if path not in self._counts:
+            self._counts[path] = frame_count(path)
+        return self._counts[path]
+
+    def _read(self, path: str, indices: Sequence[int]) -> np.ndarray[Any, Any]:
+        return read_frames(path, indices) if self.decoded is None else self.decoded.read(path, indices)
+
+
+class VideoDataset(VideoSplit):
     """A split of a video folder: each sample one clip ``(3, T, S, S)`` (or ``(V, 3, T, S, S)`` for
     ``num_clips = V > 1``), its start and crop drawn from ``(seed, epoch, index)``.
 
@@ -324,20 +414,15 @@ class VideoDataset(JepaDataset):
     """
 
     def __init__(self, indices: np.ndarray[Any, Any], folder: VideoFolder, sampler: ClipSampler) -> None:
-        super().__init__(indices, None)
-        self.folder, self.sampler = folder, sampler
-        self.labels = None if folder.labels is None else torch.from_numpy(folder.labels[indices])
-        self.classes = folder.classes
+        super().__init__(indices, folder, None)
+        self.sampler = sampler
         self.spec = ("video", (3, sampler.frames_per_clip, sampler.img_size, sampler.img_size))
-        self._counts: dict[str, int] = {}
 
     def _clips(self, path: str) -> Tensor:
-        if path not in self._counts:
-            self._counts[path] = frame_count(path)
-        n = self._counts[path]
+        n = self._count(path)
         s = self.sampler
         frames = [clip_indices(n, s.frames_per_clip, s.frame_step, start) for start in s.starts(n)]
-        decoded = read_frames(path, [i for clip in frames for i in clip])  # (V*T, H, W, 3)
+        decoded = self._read(path, [i for clip in frames for i in clip])  # (V*T, H, W, 3)
         clips = [s.frames(decoded[k * s.frames_per_clip:(k + 1) * s.frames_per_clip]) for k in range(len(frames))]
         return clips[0] if s.num_clips == 1 else torch.stack(clips)
 
@@ -345,7 +430,7 @@ class VideoDataset(JepaDataset):
         return _first_readable(self, key, self._clips)
 
 
-def _first_readable(split: VideoDataset | FrameDataset, key: SampleKey, load: Callable[[str], Tensor]) -> Tensor:
+def _first_readable(split: VideoSplit, key: SampleKey, load: Callable[[str], Tensor]) -> Tensor:
     """``load`` of the sample's video under its seeded draw; a video that does not decode is reported once and
     the next video of the split stands in."""
     seed, epoch, index = key
@@ -364,7 +449,7 @@ def _first_readable(split: VideoDataset | FrameDataset, key: SampleKey, load: Ca
                     f"{split.folder.paths[int(split.indices[0])]}); check the files and that PyAV is installed")
 
 
-class FrameDataset(JepaDataset):
+class FrameDataset(VideoSplit):
     """A video folder's frames as images (``data.dataset: video_frames``): sample ``(seed, epoch, i)`` is one
     frame of video ``i`` drawn from that key (so a new frame each epoch), resized to ``img_size`` and passed
     through the image ``transform``. What a frame-wise image encoder trains on.
@@ -372,19 +457,13 @@ class FrameDataset(JepaDataset):
 
     def __init__(self, indices: np.ndarray[Any, Any], folder: VideoFolder, img_size: int,
                  transform: Callable[[Any], Tensor]) -> None:
-        super().__init__(indices, transform)
-        self.folder, self.img_size = folder, img_size
-        self.labels = None if folder.labels is None else torch.from_numpy(folder.labels[indices])
-        self.classes = folder.classes
+        super().__init__(indices, folder, transform)
+        self.img_size = img_size
         self.spec = ("image", (3, img_size, img_size))
-        self._counts: dict[str, int] = {}
 
     def _frame(self, path: str) -> Tensor:
-        if path not in self._counts:
-            self._counts[path] = frame_count(path)
-        n = self._counts[path]
-        t = int(torch.randint(0, n, ()).item())
-        frame = torch.from_numpy(read_frames(path, [t])[0]).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
+        t = int(torch.randint(0, self._count(path), ()).item())
+        frame = torch.from_numpy(self._read(path, [t])[0]).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
         assert self.transform is not None
         return self.transform(centre_square(frame, self.img_size))
 

@@ -43,6 +43,7 @@ from jepa_torch.io.checkpoint import CheckpointError, UnreadableCheckpoint
 from jepa_torch.config.schema import ConfigError, TrainConfig
 from jepa_torch.config.yaml_io import config_to_dict, save_config
 from jepa_torch.data.datasets import EpochBatches, InputSpec, build_dataset, input_spec, make_loader
+from jepa_torch.data.video import VideoSplit
 from jepa_torch.models.sharding import held, is_sharded, mesh_for
 from jepa_torch.methods import Method, RunInfo, encoder_of, get_method
 from jepa_torch.evaluation.monitor import FixedBatchMonitor
@@ -262,6 +263,7 @@ def _train(cfg: TrainConfig, method: Method, env: _Dist, progress: bool,
     np.random.seed(cfg.run.seed % 2**32)
 
     dataset = build_dataset(cfg, augment=method.augment)
+    cached = dataset.cache(cfg.data.cache_mb) if cfg.data.cache_mb and isinstance(dataset, VideoSplit) else None
     model, arch = build_model(cfg, input_spec(dataset))  # arch, the checkpoints' `model`: every loader builds from it
     if env.world_size > 1 and cfg.run.parallel == "fsdp":
         # Built whole in host memory, it reaches the device one unit at a time and keeps only this process's
@@ -312,6 +314,8 @@ def _train(cfg: TrainConfig, method: Method, env: _Dist, progress: bool,
     if env.is_main:  # the config, the data and the checkpoint resumed from are valid: only now is anything written
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         log.info(_header(cfg, len(dataset), len(holdout), plan, env, start, resume_from))
+        if cached is not None:
+            log.info(cached)
         if cfg.run.monitor_every and (dataset.labels is None or not len(holdout)):
             why = ("data.holdout_fraction=0 holds out nothing to score on" if not len(holdout)
                    else "the data has no labels (no class subfolders, or one)")
