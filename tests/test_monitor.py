@@ -113,6 +113,28 @@ def test_a_quiet_monitor_measures_but_does_not_speak(monitor_data: tuple[Any, An
     assert monitor.warned and _warnings(caplog) == []
 
 
+def test_readings_do_not_depend_on_the_chunk_and_a_cpu_encodes_32_at_once(monitor_data: tuple[Any, Any]) -> None:
+    class Counted(_Pixels):
+        sizes: list[int] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.sizes.append(x.shape[0])
+            return super().forward(x)
+
+    readings = {}
+    for chunk in (None, 7, 256):
+        encoder = Counted()
+        encoder.sizes = []
+        readings[chunk] = _monitor(monitor_data, chunk=chunk).measure(encoder, 1)
+        expected = chunk or 32
+        assert max(encoder.sizes) == expected and sum(encoder.sizes) == 256 + 128, (chunk, encoder.sizes)
+    for chunk, got in readings.items():
+        assert got.keys() == readings[None].keys()
+        assert all(abs(got[k] - v) < 1e-9 for k, v in readings[None].items()), chunk
+    with pytest.raises(ValueError, match="chunk=0 must be >= 1"):
+        _monitor(monitor_data, chunk=0)
+
+
 def _frozen_constant_target(real: Any) -> Any:
     def build(*args: Any, **kwargs: Any) -> Any:
         model, arch = real(*args, **kwargs)
