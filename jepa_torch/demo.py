@@ -83,7 +83,8 @@ def train_frames(cfg: TrainConfig, out: Path, seed: int, progress: bool, overrid
     d = cfg.data
     root = str(moving_digits_folder(d.path)) if d.dataset == "moving_digits" else str(d.path)
     frame_data = ["data.dataset=video_frames", f"data.path={root}", f"data.img_size={d.img_size}",
-                  f"data.holdout_fraction={d.holdout_fraction}", f"data.cache_mb={d.cache_mb}"] + ([f"data.label={d.label}"] if d.label else [])
+                  f"data.holdout_fraction={d.holdout_fraction}", f"data.cache_mb={d.cache_mb}",
+                  *([f"data.label={d.label}"] if d.label else [])]
     frames = _with(load_config(DEFAULT_CONFIG, [*frame_data, *overrides]), out, seed)
     summary = train(frames, progress=progress)
     if summary.last_checkpoint is None:

@@ -189,8 +189,8 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         cache_mb: video only: MiB of decoded frames a run keeps in memory (0: none). The training split's
             videos are decoded once, before the first step, up to this size, and every clip (or frame) is
-            cut from memory: the same batches, without decoding each sample (the moving digits take 159
-            MiB). Each process (and not each worker) holds its own copy.
+            cut from memory: the same batches, without decoding each sample (the moving digits' training
+            split takes 152 MiB). Each process (and not each worker) holds its own copy.
         holdout_fraction: share of the data never trained on, kept for evaluation.
         frames_per_clip, frame_step: video only: a clip is ``frames_per_clip`` frames, ``frame_step``
             apart.
